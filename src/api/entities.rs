@@ -1,0 +1,709 @@
+//! `/entities`: create, retrieve, list, replace, merge, delete entities and their
+//! attributes.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::extract::{self, bool_param, list, query_params, MediaType};
+use super::{response, State};
+use crate::error::{ErrorKind, NgsiError, Result};
+use crate::jsonld::ActiveContext;
+use crate::ngsi::attribute::{self, Mode};
+use crate::ngsi::entity::{parse_body, parse_types, BodyKind};
+use crate::ngsi::ids::validate_uri;
+use crate::ngsi::operations::{self, UpdateReport};
+use crate::ngsi::query::{EntityQuery, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::ngsi::render::{Format, RenderOptions};
+use crate::ngsi::{time, Entity, Tenant};
+use crate::store::{Effect, WriteOp, WriteResult};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/entities")
+            .route(web::post().to(create))
+            .route(web::get().to(query))
+            .route(web::delete().to(purge))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/entities/{id}")
+            .route(web::get().to(retrieve))
+            .route(web::delete().to(delete))
+            .route(web::put().to(replace))
+            .route(web::patch().to(merge))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/entities/{id}/attrs")
+            .route(web::post().to(append_attrs))
+            .route(web::patch().to(update_attrs))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/entities/{id}/attrs/{attr}")
+            .route(web::patch().to(patch_attr))
+            .route(web::put().to(replace_attr))
+            .route(web::delete().to(delete_attr))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}
+
+const RENDER_PARAMS: &[&str] = &[
+    "attrs",
+    "pick",
+    "omit",
+    "options",
+    "format",
+    "lang",
+    "type",
+    "local",
+    "via",
+    "join",
+    "joinLevel",
+    "containedBy",
+    "entityMap",
+    "collect",
+    "geometryProperty",
+    "datasetId",
+    "scopeQ",
+    "expandValues",
+    "contextSourceInfo",
+];
+
+/// Reads `options`, `format`, `attrs`, `pick`, `omit`, `lang` into render options.
+pub fn render_options(
+    params: &HashMap<String, String>,
+    ctx: &ActiveContext,
+) -> Result<RenderOptions> {
+    let mut opts = RenderOptions::default();
+    let mut formats = Vec::new();
+    for o in extract::options(params) {
+        match o.as_str() {
+            "keyValues" | "simplified" => formats.push(Format::KeyValues),
+            "concise" => formats.push(Format::Concise),
+            "normalized" => formats.push(Format::Normalized),
+            "sysAttrs" => opts.sys_attrs = true,
+            "noOverwrite" | "replace" | "update" => {}
+            other => return Err(NgsiError::bad_data(format!("unknown option '{other}'"))),
+        }
+    }
+    formats.dedup();
+    if formats.len() > 1 {
+        return Err(NgsiError::bad_data(
+            "options ask for more than one representation",
+        ));
+    }
+    opts.format = formats.first().copied().unwrap_or_default();
+    let expand_all = |names: Vec<String>| -> Result<HashSet<String>> {
+        names
+            .into_iter()
+            .map(|n| {
+                crate::ngsi::ids::validate_name(&n, "attribute name")?;
+                Ok(ctx.expand(&n))
+            })
+            .collect()
+    };
+    if params.contains_key("attrs") && params.contains_key("pick") {
+        return Err(NgsiError::bad_data(
+            "attrs and pick cannot be used together",
+        ));
+    }
+    if let Some(attrs) = list(params, "attrs") {
+        opts.attrs = Some(expand_all(attrs)?);
+    }
+    if let Some(pick) = list(params, "pick") {
+        let members: HashSet<String> = pick
+            .iter()
+            .filter(|p| *p == "id" || *p == "type")
+            .cloned()
+            .collect();
+        let attrs = pick
+            .into_iter()
+            .filter(|p| p != "id" && p != "type")
+            .collect();
+        opts.attrs = Some(expand_all(attrs)?);
+        opts.picked_members = Some(members);
+    }
+    if let Some(omit) = list(params, "omit") {
+        let members: Vec<String> = omit
+            .iter()
+            .filter(|p| *p == "id" || *p == "type")
+            .cloned()
+            .collect();
+        let attrs: Vec<String> = omit
+            .into_iter()
+            .filter(|p| p != "id" && p != "type")
+            .collect();
+        opts.omit = expand_all(attrs)?;
+        opts.omit.extend(members);
+    }
+    opts.lang = params.get("lang").cloned();
+    Ok(opts)
+}
+
+fn entity_id(path: &str) -> Result<String> {
+    validate_uri(path, "entity id")?;
+    Ok(path.to_string())
+}
+
+fn location(id: &str) -> String {
+    format!("{}/entities/{}", super::BASE, urlencode(id))
+}
+
+/// Escapes what cannot stand in a path segment; URIs' own `:` stay readable.
+fn urlencode(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '/' | '?' | '#' | '%' | ' ' | '"' | '<' | '>' => format!("%{:02X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn body_object(value: Value) -> Result<Map<String, Value>> {
+    match value {
+        Value::Object(o) => Ok(o),
+        _ => Err(NgsiError::bad_data("the body must be a JSON object")),
+    }
+}
+
+/// Runs one write and returns its result (or its error).
+pub async fn write_one(state: &State, tenant: &Tenant, op: WriteOp) -> Result<WriteResult> {
+    let mut results = state.store.write(tenant, vec![op]).await?;
+    results
+        .pop()
+        .unwrap_or_else(|| Err(NgsiError::internal("the store returned no result")))
+}
+
+async fn ensure_tenant(state: &State, tenant: &Tenant) -> Result<()> {
+    if state.store.tenant_exists(tenant).await? {
+        Ok(())
+    } else {
+        Err(NgsiError::new(
+            ErrorKind::NonexistentTenant,
+            format!("tenant '{}' does not exist", tenant.as_str()),
+        ))
+    }
+}
+
+async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    query_params(&req, &["options", "format", "local"])?;
+    let body = extract::json_body(&state, &req, payload).await?;
+    let now = time::now();
+    let fragment = parse_body(&body_object(body.value)?, &body.ctx, &now, BodyKind::Entity)?;
+    let entity = Entity::create(fragment, &now)?;
+    let id = entity.id.clone();
+    write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| match current {
+            Some(_) => Err(NgsiError::already_exists(format!(
+                "entity {} already exists",
+                entity.id
+            ))),
+            None => Ok(Effect::Put(entity, UpdateReport::default())),
+        }),
+    )
+    .await?;
+    let mut resp = HttpResponse::Created();
+    resp.insert_header(("Location", location(&id)));
+    if !tenant.is_default() {
+        resp.insert_header(("NGSILD-Tenant", tenant.as_str()));
+    }
+    Ok(resp.finish())
+}
+
+async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let id = entity_id(&path)?;
+    let params = query_params(&req, RENDER_PARAMS)?;
+    let media = extract::accept(&req, true)?;
+    let ctx = extract::context(&state, &req).await?;
+    let opts = render_options(&params, &ctx)?;
+    ensure_tenant(&state, &tenant).await?;
+    let entity = state
+        .store
+        .get(&tenant, &id)
+        .await?
+        .ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+    if let Some(types) = params.get("type") {
+        let wanted = parse_types(&Value::String(types.clone()), &ctx);
+        let matches = types
+            .split(',')
+            .any(|t| entity.has_type(&ctx.expand(t.trim())));
+        if wanted.is_err() || !matches {
+            return Err(NgsiError::not_found(format!(
+                "entity {id} not found with type {types}"
+            )));
+        }
+    }
+    let media = if media == MediaType::GeoJson {
+        MediaType::Json
+    } else {
+        media
+    };
+    response::json(
+        StatusCode::OK,
+        media,
+        &ctx,
+        &response::entity(&entity, &ctx, &opts, media),
+    )
+}
+
+const QUERY_PARAMS: &[&str] = &[
+    "id",
+    "type",
+    "idPattern",
+    "attrs",
+    "pick",
+    "omit",
+    "q",
+    "scopeQ",
+    "geoQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "geometryProperty",
+    "lang",
+    "options",
+    "format",
+    "limit",
+    "offset",
+    "count",
+    "local",
+    "csf",
+    "datasetId",
+    "via",
+    "join",
+    "joinLevel",
+    "containedBy",
+    "entityMap",
+    "collect",
+    "expandValues",
+    "orderBy",
+    "contextSourceInfo",
+];
+
+/// The selection part of a query request, shared with purge.
+fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<EntityQuery> {
+    let mut q = EntityQuery::default();
+    if let Some(types) = list(params, "type") {
+        let mut expanded = Vec::new();
+        for t in types {
+            // Type expressions with ',' (or) are supported; ';' and '|' come with the query issue.
+            crate::ngsi::ids::validate_name(&t, "entity type")?;
+            expanded.push(ctx.expand(&t));
+        }
+        q.types = Some(expanded);
+    }
+    if let Some(ids) = list(params, "id") {
+        for id in &ids {
+            validate_uri(id, "entity id")?;
+        }
+        q.ids = Some(ids);
+    }
+    if let Some(p) = params.get("idPattern") {
+        regex::Regex::new(p).map_err(|e| {
+            NgsiError::bad_data(format!("idPattern is not a valid regular expression: {e}"))
+        })?;
+        q.id_pattern = Some(p.clone());
+    }
+    if let Some(attrs) = list(params, "attrs").or_else(|| {
+        list(params, "pick").map(|p| p.into_iter().filter(|a| a != "id" && a != "type").collect())
+    }) {
+        if !attrs.is_empty() && params.contains_key("attrs") {
+            q.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
+        }
+    }
+    for unsupported in ["q", "scopeQ", "geoQ", "georel"] {
+        if params.contains_key(unsupported) {
+            return Err(NgsiError::unsupported(format!(
+                "the '{unsupported}' query parameter is not supported yet"
+            )));
+        }
+    }
+    Ok(q)
+}
+
+fn number_param(params: &HashMap<String, String>, name: &str, default: usize) -> Result<usize> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            NgsiError::bad_data(format!("{name} must be a non-negative integer, not '{v}'"))
+        }),
+    }
+}
+
+async fn query(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let params = query_params(&req, QUERY_PARAMS)?;
+    let media = extract::accept(&req, true)?;
+    let ctx = extract::context(&state, &req).await?;
+    let opts = render_options(&params, &ctx)?;
+    let mut q = selection(&params, &ctx)?;
+    if q.types.is_none() && q.ids.is_none() && q.id_pattern.is_none() && q.attrs.is_none() {
+        return Err(NgsiError::bad_data(
+            "give at least one of type, id, idPattern, attrs, q or geoQ",
+        ));
+    }
+    q.limit = number_param(&params, "limit", DEFAULT_LIMIT)?;
+    q.offset = number_param(&params, "offset", 0)?;
+    q.count = bool_param(&params, "count")?;
+    if q.limit > MAX_LIMIT {
+        return Err(NgsiError::new(
+            ErrorKind::TooManyResults,
+            format!("limit must not exceed {MAX_LIMIT}"),
+        ));
+    }
+    if q.limit == 0 && !q.count {
+        return Err(NgsiError::bad_data(
+            "limit=0 is only allowed with count=true",
+        ));
+    }
+    ensure_tenant(&state, &tenant).await?;
+    let page = state.store.query(&tenant, &q).await?;
+    let media = if media == MediaType::GeoJson {
+        MediaType::Json
+    } else {
+        media
+    };
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|e| response::entity(e, &ctx, &opts, media))
+        .collect();
+    let text = serde_json::to_string(&items).map_err(NgsiError::internal)?;
+    let mut b = response::builder(StatusCode::OK, media, &ctx);
+    if let Some(total) = page.total {
+        b.insert_header(("NGSILD-Results-Count", total.to_string()));
+    }
+    Ok(b.body(text))
+}
+
+async fn purge(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let params = query_params(
+        &req,
+        &[
+            "id",
+            "type",
+            "idPattern",
+            "attrs",
+            "q",
+            "scopeQ",
+            "geoQ",
+            "georel",
+            "geometry",
+            "coordinates",
+            "geoproperty",
+            "local",
+        ],
+    )?;
+    let ctx = extract::context(&state, &req).await?;
+    let q = selection(&params, &ctx)?;
+    if q.types.is_none() && q.ids.is_none() && q.id_pattern.is_none() && q.attrs.is_none() {
+        return Err(NgsiError::bad_data(
+            "purging needs a selection: give type, id, idPattern or attrs",
+        ));
+    }
+    ensure_tenant(&state, &tenant).await?;
+    state.store.purge(&tenant, &q).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let id = entity_id(&path)?;
+    let params = query_params(&req, &["type", "local"])?;
+    let ctx = extract::context(&state, &req).await?;
+    ensure_tenant(&state, &tenant).await?;
+    let wanted_type = params.get("type").map(|t| ctx.expand(t));
+    write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| match current {
+            Some(e) if wanted_type.as_ref().is_none_or(|t| e.has_type(t)) => Ok(Effect::Delete),
+            _ => Err(NgsiError::not_found(format!("entity {id} not found"))),
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn replace(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let id = entity_id(&path)?;
+    query_params(&req, &["local"])?;
+    let body = extract::json_body(&state, &req, payload).await?;
+    let now = time::now();
+    let fragment = parse_body(
+        &body_object(body.value)?,
+        &body.ctx,
+        &now,
+        BodyKind::Replacement,
+    )?;
+    if fragment.id.as_ref().is_some_and(|b| *b != id) {
+        return Err(NgsiError::bad_data(
+            "the id in the body differs from the id in the URL",
+        ));
+    }
+    write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| {
+            let mut e =
+                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+            operations::replace(&mut e, fragment, &now);
+            Ok(Effect::Put(e, UpdateReport::default()))
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn merge(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let id = entity_id(&path)?;
+    query_params(&req, &["type", "local", "options", "format"])?;
+    let body = extract::json_body(&state, &req, payload).await?;
+    let now = time::now();
+    let obj = body_object(body.value)?;
+    if obj.is_empty() {
+        return Err(NgsiError::bad_data("the body has nothing to merge"));
+    }
+    let fragment = parse_body(
+        &obj,
+        &body.ctx,
+        &now,
+        BodyKind::Fragment { allow_null: true },
+    )?;
+    if fragment.id.as_ref().is_some_and(|b| *b != id) {
+        return Err(NgsiError::bad_data(
+            "the id in the body differs from the id in the URL",
+        ));
+    }
+    write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| {
+            let mut e =
+                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+            let report = operations::merge(&mut e, fragment, &now);
+            Ok(Effect::Put(e, report))
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The 207 body of a partial attribute operation.
+fn update_result(report: &UpdateReport, ctx: &ActiveContext) -> Value {
+    json!({
+        "updated": report.updated.iter().map(|n| ctx.compact(n)).collect::<Vec<_>>(),
+        "notUpdated": report.not_updated.iter().map(|(n, why)| json!({"attributeName": ctx.compact(n), "reason": why})).collect::<Vec<_>>(),
+    })
+}
+
+fn report_response(report: &UpdateReport, ctx: &ActiveContext) -> Result<HttpResponse> {
+    if report.is_complete() {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        response::json(
+            StatusCode::MULTI_STATUS,
+            MediaType::Json,
+            ctx,
+            &update_result(report, ctx),
+        )
+    }
+}
+
+async fn append_attrs(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let id = entity_id(&path)?;
+    let params = query_params(&req, &["options", "type", "local"])?;
+    let no_overwrite = extract::options(&params).iter().any(|o| o == "noOverwrite");
+    for o in extract::options(&params) {
+        if o != "noOverwrite" {
+            return Err(NgsiError::bad_data(format!(
+                "unknown option '{o}' (only noOverwrite applies here)"
+            )));
+        }
+    }
+    let body = extract::json_body(&state, &req, payload).await?;
+    let now = time::now();
+    let fragment = parse_body(
+        &body_object(body.value)?,
+        &body.ctx,
+        &now,
+        BodyKind::Fragment { allow_null: false },
+    )?;
+    if fragment.id.as_ref().is_some_and(|b| *b != id) {
+        return Err(NgsiError::bad_data(
+            "the id in the body differs from the id in the URL",
+        ));
+    }
+    let result = write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| {
+            let mut e =
+                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+            let report = operations::append(&mut e, fragment, no_overwrite, &now);
+            Ok(Effect::Put(e, report))
+        }),
+    )
+    .await?;
+    report_response(&result.report, &body.ctx)
+}
+
+async fn update_attrs(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let id = entity_id(&path)?;
+    query_params(&req, &["options", "type", "local"])?;
+    let body = extract::json_body(&state, &req, payload).await?;
+    let now = time::now();
+    let obj = body_object(body.value)?;
+    let fragment = parse_body(
+        &obj,
+        &body.ctx,
+        &now,
+        BodyKind::Fragment { allow_null: false },
+    )?;
+    if fragment.attrs.is_empty() {
+        return Err(NgsiError::bad_data("the body has no attribute to update"));
+    }
+    let result = write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| {
+            let mut e =
+                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+            let report = operations::update(&mut e, fragment, &now);
+            if report.updated.is_empty() {
+                Ok(Effect::Keep(report))
+            } else {
+                Ok(Effect::Put(e, report))
+            }
+        }),
+    )
+    .await?;
+    report_response(&result.report, &body.ctx)
+}
+
+fn attr_path(path: &(String, String)) -> Result<(String, String)> {
+    let id = entity_id(&path.0)?;
+    crate::ngsi::ids::validate_name(&path.1, "attribute name")?;
+    Ok((id, path.1.clone()))
+}
+
+async fn patch_attr(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let (id, attr) = attr_path(&path)?;
+    query_params(&req, &["local"])?;
+    let body = extract::json_body(&state, &req, payload).await?;
+    let now = time::now();
+    let name = body.ctx.expand(&attr);
+    let mut instances = attribute::parse(&attr, &body.value, &body.ctx, &now, Mode::Partial)?;
+    let patch = instances
+        .pop()
+        .ok_or_else(|| NgsiError::bad_data("the body has no attribute"))?;
+    write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| {
+            let mut e =
+                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+            operations::patch_attribute(&mut e, &name, patch, &now)?;
+            Ok(Effect::Put(e, UpdateReport::default()))
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn replace_attr(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let (id, attr) = attr_path(&path)?;
+    query_params(&req, &["local"])?;
+    let body = extract::json_body(&state, &req, payload).await?;
+    let now = time::now();
+    let name = body.ctx.expand(&attr);
+    let instances = attribute::parse(&attr, &body.value, &body.ctx, &now, Mode::Write)?;
+    write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| {
+            let mut e =
+                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+            operations::replace_attribute(&mut e, &name, instances, &now)?;
+            Ok(Effect::Put(e, UpdateReport::default()))
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete_attr(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let (id, attr) = attr_path(&path)?;
+    let params = query_params(&req, &["datasetId", "deleteAll", "local"])?;
+    let ctx = extract::context(&state, &req).await?;
+    let delete_all = bool_param(&params, "deleteAll")?;
+    let dataset = params.get("datasetId").cloned();
+    if let Some(ds) = &dataset {
+        validate_uri(ds, "datasetId")?;
+    }
+    let name = ctx.expand(&attr);
+    let now = time::now();
+    write_one(
+        &state,
+        &tenant,
+        WriteOp::new(id.clone(), move |current| {
+            let mut e =
+                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+            operations::delete_attribute(&mut e, &name, dataset.as_deref(), delete_all, &now)?;
+            Ok(Effect::Put(e, UpdateReport::default()))
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

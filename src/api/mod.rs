@@ -1,0 +1,56 @@
+//! The HTTP API, one file per API area. Handlers are thin: read the request, call the
+//! domain and the store, write the response.
+
+pub mod entities;
+pub mod entity_operations;
+pub mod extract;
+pub mod health;
+pub mod jsonld_contexts;
+pub mod problem;
+pub mod response;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::config::Config;
+use crate::error::{ErrorKind, NgsiError};
+use crate::jsonld::ContextResolver;
+use crate::store::SharedStore;
+
+pub const BASE: &str = "/ngsi-ld/v1";
+
+pub struct AppState {
+    pub store: SharedStore,
+    pub contexts: Arc<ContextResolver>,
+    pub config: Config,
+}
+
+pub type State = web::Data<AppState>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::routes)
+        .service(
+            web::scope(BASE)
+                .configure(entities::routes)
+                .configure(entity_operations::routes)
+                .configure(jsonld_contexts::routes)
+                .default_service(web::to(unknown_route)),
+        )
+        .default_service(web::to(unknown_route));
+}
+
+async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, NgsiError> {
+    Err(NgsiError::new(
+        ErrorKind::ResourceNotFound,
+        format!("no resource at {} {}", req.method(), req.path()),
+    ))
+}
+
+/// A resource exists but not with this method.
+pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, NgsiError> {
+    Err(NgsiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}

@@ -1,0 +1,66 @@
+//! Writing NGSI-LD bodies: the @context goes in a Link header for application/json and
+//! in the body for application/ld+json.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use serde_json::{Map, Value};
+
+use super::extract::{MediaType, JSONLD_CONTEXT_REL};
+use crate::error::{NgsiError, Result};
+use crate::jsonld::{ActiveContext, CORE_CONTEXT_URL};
+use crate::ngsi::render::{self, RenderOptions};
+use crate::ngsi::Entity;
+
+/// The URL to advertise in a Link header for this context.
+fn context_link_url(ctx: &ActiveContext) -> String {
+    match &ctx.source {
+        Value::String(url) => url.clone(),
+        _ => CORE_CONTEXT_URL.to_string(),
+    }
+}
+
+fn context_value(ctx: &ActiveContext) -> Value {
+    match &ctx.source {
+        Value::Null => Value::String(CORE_CONTEXT_URL.to_string()),
+        other => other.clone(),
+    }
+}
+
+pub fn link_header(ctx: &ActiveContext) -> String {
+    format!(
+        "<{}>; rel=\"{JSONLD_CONTEXT_REL}\"; type=\"application/ld+json\"",
+        context_link_url(ctx)
+    )
+}
+
+/// A response builder with the content type and the context link set.
+pub fn builder(status: StatusCode, media: MediaType, ctx: &ActiveContext) -> HttpResponseBuilder {
+    let mut b = HttpResponse::build(status);
+    b.content_type(media.as_str());
+    if media != MediaType::JsonLd {
+        b.insert_header(("Link", link_header(ctx)));
+    }
+    b
+}
+
+/// Adds the @context member to a body object when writing JSON-LD.
+pub fn with_context(mut obj: Map<String, Value>, media: MediaType, ctx: &ActiveContext) -> Value {
+    if media == MediaType::JsonLd {
+        obj.insert("@context".into(), context_value(ctx));
+    }
+    Value::Object(obj)
+}
+
+pub fn entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions, media: MediaType) -> Value {
+    with_context(render::render_entity(e, ctx, opts), media, ctx)
+}
+
+pub fn json(
+    status: StatusCode,
+    media: MediaType,
+    ctx: &ActiveContext,
+    body: &Value,
+) -> Result<HttpResponse> {
+    let text = serde_json::to_string(body).map_err(NgsiError::internal)?;
+    Ok(builder(status, media, ctx).body(text))
+}

@@ -1,0 +1,98 @@
+//! Configuration: one struct, every field a flag and an environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::sqlite::Durability;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "calanque",
+    version,
+    about = "Calanque, an NGSI-LD context broker"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the broker (the default).
+    Serve,
+    /// Apply the storage migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CALANQUE_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to listen on (1026 is the FIWARE convention).
+    #[arg(long, env = "CALANQUE_PORT", default_value_t = 1026)]
+    pub port: u16,
+    /// Directory of the embedded store (SQLite file) and other local state.
+    #[arg(long, env = "CALANQUE_DATA_DIR", default_value = "./calanque-data")]
+    pub data_dir: PathBuf,
+    /// How hard commits wait for the disk.
+    #[arg(
+        long,
+        env = "CALANQUE_DURABILITY",
+        value_enum,
+        default_value = "process"
+    )]
+    pub durability: Durability,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "CALANQUE_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Base URL clients reach this broker at (for Location headers of hosted contexts).
+    #[arg(long, env = "CALANQUE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Timeout for fetching a remote @context, in milliseconds.
+    #[arg(
+        long,
+        env = "CALANQUE_CONTEXT_FETCH_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub context_fetch_timeout_ms: u64,
+    /// Largest remote @context accepted, in bytes.
+    #[arg(long, env = "CALANQUE_CONTEXT_MAX_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub context_max_bytes: usize,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CALANQUE_WORKERS")]
+    pub workers: Option<usize>,
+    /// Log filter, e.g. `info` or `calanque=debug`.
+    #[arg(long, env = "CALANQUE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("calanque.db")
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            let host = if self.host == "0.0.0.0" {
+                "localhost"
+            } else {
+                self.host.as_str()
+            };
+            format!("http://{host}:{}", self.port)
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_body_bytes < 1024 {
+            return Err("max-body-bytes must be at least 1024".into());
+        }
+        if let Some(url) = &self.public_url {
+            url::Url::parse(url).map_err(|e| format!("public-url is not a URL: {e}"))?;
+        }
+        Ok(())
+    }
+}

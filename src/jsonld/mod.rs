@@ -1,0 +1,112 @@
+//! JSON-LD @context handling: where contexts come from, how they are processed, and the
+//! cache that makes a context cost nothing after its first use.
+
+pub mod active;
+pub mod bundled;
+pub mod documents;
+mod process;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::Value;
+
+pub use active::ActiveContext;
+pub use bundled::CORE_CONTEXT_URL;
+pub use documents::{ContextDocuments, ContextKind, ContextRecord, StoredContext};
+
+use crate::error::{NgsiError, Result};
+use crate::store::ContextRepository;
+
+/// Most distinct contexts a broker sees are a handful; this bounds a misbehaving client.
+const MAX_CACHED_CONTEXTS: usize = 512;
+
+pub struct ContextResolver {
+    pub docs: Arc<ContextDocuments>,
+    repository: Arc<dyn ContextRepository>,
+    core: Arc<ActiveContext>,
+    cache: RwLock<HashMap<String, Arc<ActiveContext>>>,
+}
+
+impl ContextResolver {
+    pub async fn new(
+        docs: Arc<ContextDocuments>,
+        repository: Arc<dyn ContextRepository>,
+    ) -> Result<Self> {
+        let core_url = Value::String(CORE_CONTEXT_URL.to_string());
+        let (core, _) = process::process(&docs, core_url.clone(), core_url).await?;
+        Ok(Self {
+            docs,
+            repository,
+            core: Arc::new(core),
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn core(&self) -> Arc<ActiveContext> {
+        self.core.clone()
+    }
+
+    /// The active context for a client's @context (a URL, an object or an array of both);
+    /// `None` means the core context alone.
+    pub async fn resolve(&self, user: Option<&Value>) -> Result<Arc<ActiveContext>> {
+        let Some(user) = user else {
+            return Ok(self.core());
+        };
+        validate_shape(user)?;
+        if let Value::String(url) = user {
+            if self.docs.is_core(url) {
+                return Ok(self.core());
+            }
+        }
+        let key = user.to_string();
+        if let Some(hit) = self.cache.read().get(&key) {
+            return Ok(hit.clone());
+        }
+        let mut full: Vec<Value> = match user {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        full.push(Value::String(CORE_CONTEXT_URL.to_string()));
+        let (active, newly_cached) =
+            process::process(&self.docs, Value::Array(full), user.clone()).await?;
+        for record in newly_cached {
+            if let Err(e) = self.repository.put_context(record).await {
+                tracing::warn!(error = %e, "could not persist a cached @context; it stays in memory");
+            }
+        }
+        let active = Arc::new(active);
+        let mut cache = self.cache.write();
+        if cache.len() >= MAX_CACHED_CONTEXTS {
+            cache.clear();
+        }
+        cache.insert(key, active.clone());
+        Ok(active)
+    }
+
+    /// Forgets processed contexts, e.g. after a stored context changed.
+    pub fn invalidate(&self) {
+        self.cache.write().clear();
+    }
+}
+
+/// A @context member must be a URL, an object, or an array of those.
+fn validate_shape(ctx: &Value) -> Result<()> {
+    let item_ok = |v: &Value| match v {
+        Value::String(s) => url::Url::parse(s).is_ok(),
+        Value::Object(_) => true,
+        _ => false,
+    };
+    let ok = match ctx {
+        Value::Array(items) => !items.is_empty() && items.iter().all(item_ok),
+        other => item_ok(other),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(NgsiError::bad_data(
+            "@context must be a URL, an object, or an array of URLs and objects",
+        ))
+    }
+}

@@ -1,0 +1,12 @@
+//! Calanque: an NGSI-LD context broker.
+//!
+//! Layers, outside in: `api` (HTTP, actix-web) → `ngsi` (the information model and its
+//! operations) and `jsonld` (@context handling) → `store` (SQLite, PostgreSQL).
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod jsonld;
+pub mod ngsi;
+pub mod server;
+pub mod store;

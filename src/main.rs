@@ -1,0 +1,28 @@
+use clap::Parser;
+
+use calanque::config::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    if let Err(e) = cli.config.validate() {
+        eprintln!("calanque: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => calanque::server::run(cli.config),
+        Command::Migrate => calanque::server::migrate(&cli.config),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("calanque: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The entity as the broker keeps it: expanded type and attribute names, normalized
+//! attributes, system timestamps.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::attribute::{self, Attribute, Mode};
+use super::ids::{validate_name, validate_uri};
+use super::time;
+use crate::error::{NgsiError, Result};
+use crate::jsonld::ActiveContext;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entity {
+    pub id: String,
+    /// Expanded type IRIs, at least one.
+    #[serde(rename = "type")]
+    pub types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Vec<String>>,
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    #[serde(rename = "modifiedAt")]
+    pub modified_at: String,
+    #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Expanded attribute name → its instances (one per datasetId).
+    #[serde(default)]
+    pub attrs: IndexMap<String, Vec<Attribute>>,
+}
+
+/// The parts of an entity body, before it meets stored state.
+#[derive(Debug, Clone)]
+pub struct EntityFragment {
+    pub id: Option<String>,
+    pub types: Vec<String>,
+    pub scope: Option<Vec<String>>,
+    pub expires_at: Option<String>,
+    pub attrs: IndexMap<String, Vec<Attribute>>,
+    /// Attributes the body set to null (merge-patch: delete them).
+    pub nulled: Vec<String>,
+}
+
+/// What a body must contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A whole entity: `id` and `type` required.
+    Entity,
+    /// A whole entity whose `id` comes from the URL (`id` optional, `type` required).
+    Replacement,
+    /// Attributes only (append/update); `id`/`type` optional, `null` allowed when merging.
+    Fragment { allow_null: bool },
+}
+
+pub fn parse_body(
+    body: &Map<String, Value>,
+    ctx: &ActiveContext,
+    now: &str,
+    kind: BodyKind,
+) -> Result<EntityFragment> {
+    let id = match body.get("id").or_else(|| body.get("@id")) {
+        Some(Value::String(s)) => {
+            validate_uri(s, "entity id")?;
+            Some(s.clone())
+        }
+        Some(_) => return Err(NgsiError::bad_data("entity id must be a string URI")),
+        None if kind == BodyKind::Entity => {
+            return Err(NgsiError::bad_data("the entity has no id"))
+        }
+        None => None,
+    };
+    let types = match body.get("type").or_else(|| body.get("@type")) {
+        Some(t) => parse_types(t, ctx)?,
+        None if matches!(kind, BodyKind::Fragment { .. }) => Vec::new(),
+        None => return Err(NgsiError::bad_data("the entity has no type")),
+    };
+    let scope = body.get("scope").map(parse_scope).transpose()?;
+    let expires_at = match body.get("expiresAt") {
+        Some(Value::String(s)) => Some(
+            time::parse_datetime(s)
+                .map_err(|_| NgsiError::bad_data(format!("expiresAt '{s}' is not a date-time")))?,
+        ),
+        Some(_) => return Err(NgsiError::bad_data("expiresAt must be a date-time string")),
+        None => None,
+    };
+    let allow_null = matches!(kind, BodyKind::Fragment { allow_null: true });
+    let mut attrs = IndexMap::new();
+    let mut nulled = Vec::new();
+    for (name, raw) in body {
+        if attribute::ENTITY_MEMBERS.contains(&name.as_str()) {
+            continue;
+        }
+        if allow_null && is_null(raw) {
+            validate_name(name, "attribute name")?;
+            nulled.push(ctx.expand(name));
+            continue;
+        }
+        let instances = attribute::parse(name, raw, ctx, now, Mode::Write)?;
+        attrs.insert(ctx.expand(name), instances);
+    }
+    Ok(EntityFragment {
+        id,
+        types,
+        scope,
+        expires_at,
+        attrs,
+        nulled,
+    })
+}
+
+fn is_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s == attribute::NULL_URI,
+        Value::Object(o) => {
+            let member = o
+                .get("type")
+                .and_then(Value::as_str)
+                .map_or("value", attribute::value_member);
+            matches!(o.get(member).or_else(|| o.get("value")), Some(Value::Null))
+                || o.get(member).and_then(Value::as_str) == Some(attribute::NULL_URI)
+        }
+        _ => false,
+    }
+}
+
+pub fn parse_types(t: &Value, ctx: &ActiveContext) -> Result<Vec<String>> {
+    let names: Vec<&str> = match t {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .ok_or_else(|| NgsiError::bad_data("entity types must be strings"))
+            })
+            .collect::<Result<_>>()?,
+        _ => {
+            return Err(NgsiError::bad_data(
+                "entity type must be a string or a non-empty array of strings",
+            ))
+        }
+    };
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        validate_name(n, "entity type")?;
+        let iri = ctx.expand(n);
+        if !out.contains(&iri) {
+            out.push(iri);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_scope(v: &Value) -> Result<Vec<String>> {
+    let items: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|s| match s.as_str() {
+            Some(s) if s.starts_with('/') && !s.contains(char::is_whitespace) => Ok(s.to_string()),
+            _ => Err(NgsiError::bad_data(
+                "scope values must be strings starting with '/'",
+            )),
+        })
+        .collect()
+}
+
+impl Entity {
+    /// A new entity from a complete body.
+    pub fn create(fragment: EntityFragment, now: &str) -> Result<Self> {
+        let id = fragment
+            .id
+            .ok_or_else(|| NgsiError::bad_data("the entity has no id"))?;
+        if fragment.types.is_empty() {
+            return Err(NgsiError::bad_data("the entity has no type"));
+        }
+        Ok(Self {
+            id,
+            types: fragment.types,
+            scope: fragment.scope,
+            created_at: now.to_string(),
+            modified_at: now.to_string(),
+            expires_at: fragment.expires_at,
+            attrs: fragment.attrs,
+        })
+    }
+
+    pub fn is_expired(&self, now: &str) -> bool {
+        self.expires_at.as_deref().is_some_and(|t| t <= now)
+    }
+
+    pub fn has_type(&self, iri: &str) -> bool {
+        self.types.iter().any(|t| t == iri)
+    }
+}
+
+/// Reads the `datasetId` of an instance.
+pub fn dataset_id(attr: &Attribute) -> Option<&str> {
+    attr.get("datasetId").and_then(Value::as_str)
+}

@@ -1,0 +1,98 @@
+//! Identifiers and names, validated when parsed.
+
+use crate::error::{NgsiError, Result};
+
+/// Characters NGSI-LD forbids in names and identifiers (they break the query language or
+/// HTTP paths), besides whitespace and control characters.
+const FORBIDDEN: &[char] = &['<', '>', '"', '\'', '=', ';', '(', ')'];
+
+/// An entity id (or any NGSI-LD URI): must be an absolute URI.
+pub fn validate_uri(id: &str, what: &str) -> Result<()> {
+    if id.is_empty()
+        || id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(&c))
+    {
+        return Err(NgsiError::bad_data(format!(
+            "{what} '{id}' is not a valid URI"
+        )));
+    }
+    match url::Url::parse(id) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(NgsiError::bad_data(format!(
+            "{what} '{id}' is not a valid URI: {e}"
+        ))),
+    }
+}
+
+/// An attribute name or entity type as the client wrote it (a term or an IRI).
+pub fn validate_name(name: &str, what: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(NgsiError::bad_data(format!("{what} must not be empty")));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c))
+    {
+        return Err(NgsiError::bad_data(format!(
+            "{what} '{name}' contains the forbidden character {c:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The `NGSILD-Tenant` a request works in; the empty string is the default tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tenant(String);
+
+impl Tenant {
+    pub fn parse(raw: Option<&str>) -> Result<Self> {
+        let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(Self::default_tenant());
+        };
+        let valid = raw.len() <= 128
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
+        if !valid {
+            return Err(NgsiError::bad_data(format!(
+                "tenant '{raw}' is not valid: use up to 128 letters, digits, '-', '_', '.', ':' or '/'"
+            )));
+        }
+        Ok(Self(raw.to_string()))
+    }
+    pub fn default_tenant() -> Self {
+        Self(String::new())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_default(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_and_names() {
+        assert!(validate_uri("urn:ngsi-ld:Vehicle:A1", "id").is_ok());
+        assert!(validate_uri("http://example.org/a", "id").is_ok());
+        assert!(validate_uri("not a uri", "id").is_err());
+        assert!(validate_uri("plain", "id").is_err());
+        assert!(validate_name("speed", "name").is_ok());
+        assert!(validate_name("sp(eed", "name").is_err());
+        assert!(validate_name("", "name").is_err());
+    }
+
+    #[test]
+    fn tenants() {
+        assert!(Tenant::parse(None)
+            .unwrap_or_else(|_| Tenant::default_tenant())
+            .is_default());
+        assert!(Tenant::parse(Some("city-1")).is_ok());
+        assert!(Tenant::parse(Some("bad tenant")).is_err());
+    }
+}

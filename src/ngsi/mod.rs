@@ -1,0 +1,13 @@
+//! The NGSI-LD information model: entities, attributes, identifiers and the operations
+//! on them. Knows neither HTTP nor SQL.
+
+pub mod attribute;
+pub mod entity;
+pub mod ids;
+pub mod operations;
+pub mod query;
+pub mod render;
+pub mod time;
+
+pub use entity::{Entity, EntityFragment};
+pub use ids::Tenant;

@@ -1,0 +1,266 @@
+//! What each write operation does to an entity. Pure functions: the store runs them
+//! inside its transaction, the HTTP layer never touches stored state itself.
+
+use serde_json::Value;
+
+use super::attribute::Attribute;
+use super::entity::{dataset_id, Entity, EntityFragment};
+use crate::error::{NgsiError, Result};
+
+/// Which attributes an operation changed, and which it left alone and why
+/// (reported as a 207 multi-status by the API).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateReport {
+    pub updated: Vec<String>,
+    pub not_updated: Vec<(String, String)>,
+}
+
+impl UpdateReport {
+    pub fn is_complete(&self) -> bool {
+        self.not_updated.is_empty()
+    }
+}
+
+fn find_instance(instances: &[Attribute], ds: Option<&str>) -> Option<usize> {
+    instances.iter().position(|a| dataset_id(a) == ds)
+}
+
+/// Keeps the first creation time of an attribute instance that is being replaced.
+fn carry_created_at(new: &mut Attribute, old: &Attribute) {
+    if let Some(c) = old.get("createdAt") {
+        new.insert("createdAt".into(), c.clone());
+    }
+}
+
+fn touch(entity: &mut Entity, now: &str) {
+    entity.modified_at = now.to_string();
+}
+
+fn merge_types(entity: &mut Entity, types: &[String]) {
+    for t in types {
+        if !entity.types.contains(t) {
+            entity.types.push(t.clone());
+        }
+    }
+}
+
+/// Append attributes (POST /entities/{id}/attrs): add new ones, overwrite existing
+/// ones unless `no_overwrite`.
+pub fn append(
+    entity: &mut Entity,
+    fragment: EntityFragment,
+    no_overwrite: bool,
+    now: &str,
+) -> UpdateReport {
+    let mut report = UpdateReport::default();
+    merge_types(entity, &fragment.types);
+    if let Some(scope) = fragment.scope {
+        entity.scope = Some(scope);
+    }
+    for (name, instances) in fragment.attrs {
+        let existing = entity.attrs.entry(name.clone()).or_default();
+        let mut changed = false;
+        for mut inst in instances {
+            match find_instance(existing, dataset_id(&inst)) {
+                Some(_) if no_overwrite => {
+                    report.not_updated.push((
+                        name.clone(),
+                        "attribute exists and noOverwrite was set".into(),
+                    ));
+                }
+                Some(i) => {
+                    carry_created_at(&mut inst, &existing[i]);
+                    existing[i] = inst;
+                    changed = true;
+                }
+                None => {
+                    existing.push(inst);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            report.updated.push(name);
+        }
+    }
+    entity.attrs.retain(|_, v| !v.is_empty());
+    touch(entity, now);
+    report
+}
+
+/// Update attributes (PATCH /entities/{id}/attrs): only attributes that exist change.
+pub fn update(entity: &mut Entity, fragment: EntityFragment, now: &str) -> UpdateReport {
+    let mut report = UpdateReport::default();
+    for (name, instances) in fragment.attrs {
+        let Some(existing) = entity.attrs.get_mut(&name) else {
+            report
+                .not_updated
+                .push((name, "attribute does not exist".into()));
+            continue;
+        };
+        for mut inst in instances {
+            match find_instance(existing, dataset_id(&inst)) {
+                Some(i) => {
+                    carry_created_at(&mut inst, &existing[i]);
+                    existing[i] = inst;
+                    if !report.updated.contains(&name) {
+                        report.updated.push(name.clone());
+                    }
+                }
+                None => report
+                    .not_updated
+                    .push((name.clone(), "no instance with this datasetId".into())),
+            }
+        }
+    }
+    if !report.updated.is_empty() {
+        touch(entity, now);
+    }
+    report
+}
+
+/// Merge (PATCH /entities/{id}, batch merge): attributes are added or merged member by
+/// member; `null` removes.
+pub fn merge(entity: &mut Entity, fragment: EntityFragment, now: &str) -> UpdateReport {
+    let mut report = UpdateReport::default();
+    merge_types(entity, &fragment.types);
+    if let Some(scope) = fragment.scope {
+        entity.scope = Some(scope);
+    }
+    if fragment.expires_at.is_some() {
+        entity.expires_at = fragment.expires_at;
+    }
+    for name in fragment.nulled {
+        if entity.attrs.shift_remove(&name).is_some() {
+            report.updated.push(name);
+        }
+    }
+    for (name, instances) in fragment.attrs {
+        let existing = entity.attrs.entry(name.clone()).or_default();
+        for inst in instances {
+            match find_instance(existing, dataset_id(&inst)) {
+                Some(i) => merge_instance(&mut existing[i], inst),
+                None => existing.push(inst),
+            }
+        }
+        report.updated.push(name);
+    }
+    touch(entity, now);
+    report
+}
+
+/// Merges the members of `new` into `old`, keeping `createdAt`.
+fn merge_instance(old: &mut Attribute, new: Attribute) {
+    let created = old.get("createdAt").cloned();
+    for (k, v) in new {
+        match (old.get_mut(&k), v) {
+            (Some(Value::Object(o)), Value::Object(n))
+                if !k.starts_with(|c: char| c.is_lowercase()) || k.contains(':') =>
+            {
+                merge_instance(o, n)
+            }
+            (_, v) => {
+                old.insert(k, v);
+            }
+        }
+    }
+    if let Some(c) = created {
+        old.insert("createdAt".into(), c);
+    }
+}
+
+/// Partial attribute update (PATCH /entities/{id}/attrs/{attr}).
+pub fn patch_attribute(entity: &mut Entity, name: &str, patch: Attribute, now: &str) -> Result<()> {
+    let ds = dataset_id(&patch).map(str::to_string);
+    let instances = entity
+        .attrs
+        .get_mut(name)
+        .ok_or_else(|| NgsiError::not_found("attribute not found"))?;
+    let i = find_instance(instances, ds.as_deref())
+        .ok_or_else(|| NgsiError::not_found("attribute instance with this datasetId not found"))?;
+    let old_kind = instances[i].get("type").cloned();
+    merge_instance(&mut instances[i], patch);
+    if let (Some(old), Some(new)) = (old_kind, instances[i].get("type").cloned()) {
+        if old != new {
+            instances[i].insert("type".into(), old);
+        }
+    }
+    touch(entity, now);
+    Ok(())
+}
+
+/// Attribute replacement (PUT /entities/{id}/attrs/{attr}).
+pub fn replace_attribute(
+    entity: &mut Entity,
+    name: &str,
+    mut instances: Vec<Attribute>,
+    now: &str,
+) -> Result<()> {
+    let existing = entity
+        .attrs
+        .get_mut(name)
+        .ok_or_else(|| NgsiError::not_found("attribute not found"))?;
+    for inst in &mut instances {
+        if let Some(i) = find_instance(existing, dataset_id(inst)) {
+            carry_created_at(inst, &existing[i]);
+            existing[i] = inst.clone();
+        } else {
+            existing.push(inst.clone());
+        }
+    }
+    touch(entity, now);
+    Ok(())
+}
+
+/// Attribute deletion: one instance (by datasetId, default instance when `None`) or all.
+pub fn delete_attribute(
+    entity: &mut Entity,
+    name: &str,
+    ds: Option<&str>,
+    delete_all: bool,
+    now: &str,
+) -> Result<()> {
+    let instances = entity
+        .attrs
+        .get_mut(name)
+        .ok_or_else(|| NgsiError::not_found("attribute not found"))?;
+    if delete_all {
+        instances.clear();
+    } else {
+        let i = find_instance(instances, ds).ok_or_else(|| match ds {
+            Some(d) => {
+                NgsiError::not_found(format!("attribute has no instance with datasetId {d}"))
+            }
+            None => NgsiError::not_found(
+                "attribute has no default instance (give a datasetId or deleteAll=true)",
+            ),
+        })?;
+        instances.remove(i);
+    }
+    if instances.is_empty() {
+        entity.attrs.shift_remove(name);
+    }
+    touch(entity, now);
+    Ok(())
+}
+
+/// Entity replacement (PUT /entities/{id}, upsert with replace): keeps id and createdAt.
+pub fn replace(entity: &mut Entity, fragment: EntityFragment, now: &str) {
+    if !fragment.types.is_empty() {
+        entity.types = fragment.types;
+    }
+    entity.scope = fragment.scope;
+    entity.expires_at = fragment.expires_at;
+    let old = std::mem::take(&mut entity.attrs);
+    entity.attrs = fragment.attrs;
+    for (name, instances) in entity.attrs.iter_mut() {
+        if let Some(prev) = old.get(name) {
+            for inst in instances.iter_mut() {
+                if let Some(i) = find_instance(prev, dataset_id(inst)) {
+                    carry_created_at(inst, &prev[i]);
+                }
+            }
+        }
+    }
+    touch(entity, now);
+}

@@ -1,0 +1,79 @@
+//! Start-up and shutdown: open the store, restore state, serve until a signal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpServer};
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::error::{NgsiError, Result};
+use crate::jsonld::{ContextDocuments, ContextResolver};
+use crate::store::sqlite::{Sqlite, SqliteStore};
+use crate::store::{ContextRepo, ContextRepository, SharedStore};
+
+fn open_store(config: &Config) -> Result<SharedStore> {
+    let store = SqliteStore::open(&config.sqlite_path(), config.durability)?;
+    Ok(Arc::new(Sqlite(Arc::new(store))))
+}
+
+pub fn migrate(config: &Config) -> std::result::Result<(), String> {
+    open_store(config).map(|_| ()).map_err(|e| e.detail)?;
+    tracing::info!(path = %config.sqlite_path().display(), "migrations applied");
+    Ok(())
+}
+
+pub fn run(config: Config) -> std::result::Result<(), String> {
+    let started = Instant::now();
+    actix_web::rt::System::new().block_on(async move {
+        let store = open_store(&config).map_err(|e| e.detail)?;
+        let state = build_state(config.clone(), store)
+            .await
+            .map_err(|e| e.detail)?;
+        let state = web::Data::new(state);
+        let workers = config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(config_limit(&state)))
+                .configure(api::routes)
+        })
+        .workers(workers)
+        .shutdown_timeout(10)
+        .bind((config.host.as_str(), config.port))
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+        tracing::info!(
+            address = %format!("{}:{}", config.host, config.port),
+            data = %config.sqlite_path().display(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "calanque is ready"
+        );
+        // actix stops gracefully on SIGINT/SIGTERM: in-flight requests finish first.
+        server.run().await.map_err(|e| e.to_string())
+    })
+}
+
+fn config_limit(state: &web::Data<AppState>) -> usize {
+    state.config.max_body_bytes
+}
+
+pub async fn build_state(config: Config, store: SharedStore) -> Result<AppState> {
+    let hosted_prefix = format!("{}{}/jsonldContexts/", config.public_url(), api::BASE);
+    let docs = Arc::new(ContextDocuments::new(
+        hosted_prefix,
+        Duration::from_millis(config.context_fetch_timeout_ms),
+        config.context_max_bytes,
+    ));
+    let repo: Arc<dyn ContextRepository> = Arc::new(ContextRepo(store.clone()));
+    docs.restore(repo.contexts().await?);
+    let contexts = ContextResolver::new(docs, repo)
+        .await
+        .map_err(|e| NgsiError::internal(e.detail))?;
+    Ok(AppState {
+        store,
+        contexts: Arc::new(contexts),
+        config,
+    })
+}

@@ -1,0 +1,108 @@
+//! The storage facade: what the broker needs from a database, with no SQL outside the
+//! backends. Writes are expressed as domain closures the backend runs inside its own
+//! transaction, so every backend gets read-modify-write atomicity for free.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::jsonld::ContextRecord;
+use crate::ngsi::operations::UpdateReport;
+use crate::ngsi::query::{EntityQuery, QueryPage};
+use crate::ngsi::{Entity, Tenant};
+
+/// What a write decided to do with the entity it was given.
+#[derive(Debug)]
+pub enum Effect {
+    /// Store this entity (create or replace).
+    Put(Entity, UpdateReport),
+    /// Remove the entity.
+    Delete,
+    /// Leave it as it is (the report says why).
+    Keep(UpdateReport),
+}
+
+/// A write on one entity: given its current state (`None` if absent), decide the effect.
+pub type Mutation = Box<dyn FnOnce(Option<Entity>) -> Result<Effect> + Send>;
+
+pub struct WriteOp {
+    pub entity_id: String,
+    pub mutation: Mutation,
+}
+
+impl WriteOp {
+    pub fn new(
+        entity_id: impl Into<String>,
+        f: impl FnOnce(Option<Entity>) -> Result<Effect> + Send + 'static,
+    ) -> Self {
+        Self {
+            entity_id: entity_id.into(),
+            mutation: Box::new(f),
+        }
+    }
+}
+
+/// What happened to one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Deleted,
+    Unchanged,
+}
+
+#[derive(Debug)]
+pub struct WriteResult {
+    pub outcome: Outcome,
+    pub report: UpdateReport,
+}
+
+#[async_trait]
+pub trait EntityStore: Send + Sync {
+    /// Applies the operations, each atomically; one failing does not undo the others.
+    /// Returns one result per operation, in order. Committed before it returns.
+    async fn write(&self, tenant: &Tenant, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteResult>>>;
+
+    async fn get(&self, tenant: &Tenant, id: &str) -> Result<Option<Entity>>;
+
+    async fn query(&self, tenant: &Tenant, query: &EntityQuery) -> Result<QueryPage<Entity>>;
+
+    /// Deletes every entity the query selects (ignoring paging); returns how many.
+    async fn purge(&self, tenant: &Tenant, query: &EntityQuery) -> Result<u64>;
+
+    async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool>;
+
+    async fn tenants(&self) -> Result<Vec<String>>;
+}
+
+#[async_trait]
+pub trait ContextRepository: Send + Sync {
+    async fn put_context(&self, record: ContextRecord) -> Result<()>;
+    async fn delete_context(&self, url: &str) -> Result<()>;
+    async fn contexts(&self) -> Result<Vec<ContextRecord>>;
+}
+
+/// Everything a backend provides.
+pub trait Store: EntityStore + ContextRepository {}
+impl<T: EntityStore + ContextRepository> Store for T {}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Lets a `SharedStore` be used where only the context repository is wanted.
+pub struct ContextRepo(pub SharedStore);
+
+#[async_trait]
+impl ContextRepository for ContextRepo {
+    async fn put_context(&self, record: ContextRecord) -> Result<()> {
+        self.0.put_context(record).await
+    }
+    async fn delete_context(&self, url: &str) -> Result<()> {
+        self.0.delete_context(url).await
+    }
+    async fn contexts(&self) -> Result<Vec<ContextRecord>> {
+        self.0.contexts().await
+    }
+}

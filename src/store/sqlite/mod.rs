@@ -1,0 +1,327 @@
+//! The embedded backend: one SQLite file in WAL mode, a group-committing writer thread
+//! and a small pool of reader connections.
+
+mod entities;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{params, Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::{ContextRepository, Effect, EntityStore, Outcome, WriteOp, WriteResult};
+use crate::error::{NgsiError, Result};
+use crate::jsonld::{ContextKind, ContextRecord};
+use crate::ngsi::query::{EntityQuery, QueryPage};
+use crate::ngsi::{time, Entity, Tenant};
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Survives a crash of the broker process (WAL, synchronous=NORMAL).
+    Process,
+    /// Survives a power cut too (fsync on every commit, synchronous=FULL).
+    Power,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: std::sync::mpsc::Sender<writer::Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn db_err(e: rusqlite::Error) -> NgsiError {
+    NgsiError::internal(format!("sqlite: {e}"))
+}
+
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re: Arc<regex::Regex> = ctx.get_or_create_aux(
+                0,
+                |v| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(regex::Regex::new(v.as_str()?)?)
+                },
+            )?;
+            let text = ctx.get_raw(1).as_str().unwrap_or_default();
+            Ok(re.is_match(text))
+        },
+    )
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, durability: Durability) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                NgsiError::internal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(db_err)?;
+        let sync = match durability {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;"
+        ))
+        .map_err(db_err)?;
+        schema::migrate(&mut conn).map_err(db_err)?;
+        register_functions(&conn).map_err(db_err)?;
+        let writer = writer::spawn(conn).map_err(NgsiError::internal)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(db_err)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8000;")
+            .map_err(db_err)?;
+        register_functions(&conn).map_err(db_err)?;
+        Ok(conn)
+    }
+
+    /// Runs a read on a pooled connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match this.readers.lock().pop() {
+                Some(c) => c,
+                None => this.open_reader()?,
+            };
+            let out = f(&conn);
+            let mut pool = this.readers.lock();
+            if pool.len() < 16 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(NgsiError::internal)?
+    }
+
+    /// Runs a write in the writer thread's next group; answers after the commit.
+    async fn write_job<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: writer::Job = Box::new(move |conn| {
+            let value = f(conn);
+            Box::new(move |committed: Result<()>| {
+                let _ = tx.send(committed.map(|_| value));
+            })
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| NgsiError::internal("the sqlite writer has stopped"))?;
+        rx.await
+            .map_err(|_| NgsiError::internal("the sqlite writer dropped a job"))?
+    }
+}
+
+/// The store is shared behind an `Arc`; the trait is implemented on that.
+pub struct Sqlite(pub Arc<SqliteStore>);
+
+fn apply(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<WriteResult> {
+    writer::in_savepoint(conn, |conn| {
+        let current = entities::load(conn, tenant, &op.entity_id, now)?;
+        let before = current.clone();
+        match (op.mutation)(current)? {
+            Effect::Put(entity, report) => {
+                entities::ensure_tenant(conn, tenant, now)?;
+                entities::save(conn, tenant, &entity, before.as_ref())?;
+                let outcome = if before.is_some() {
+                    Outcome::Updated
+                } else {
+                    Outcome::Created
+                };
+                Ok(WriteResult { outcome, report })
+            }
+            Effect::Delete => {
+                entities::delete(conn, tenant, &op.entity_id)?;
+                Ok(WriteResult {
+                    outcome: Outcome::Deleted,
+                    report: Default::default(),
+                })
+            }
+            Effect::Keep(report) => Ok(WriteResult {
+                outcome: Outcome::Unchanged,
+                report,
+            }),
+        }
+    })
+}
+
+#[async_trait]
+impl EntityStore for Sqlite {
+    async fn write(&self, tenant: &Tenant, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteResult>>> {
+        let tenant = tenant.clone();
+        self.0
+            .write_job(move |conn| {
+                let now = time::now();
+                ops.into_iter()
+                    .map(|op| apply(conn, &tenant, op, &now))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn get(&self, tenant: &Tenant, id: &str) -> Result<Option<Entity>> {
+        let (tenant, id) = (tenant.clone(), id.to_string());
+        self.0
+            .read(move |conn| entities::load(conn, &tenant, &id, &time::now()))
+            .await
+    }
+
+    async fn query(&self, tenant: &Tenant, query: &EntityQuery) -> Result<QueryPage<Entity>> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.0
+            .read(move |conn| {
+                let now = time::now();
+                let items = if query.limit == 0 {
+                    Vec::new()
+                } else {
+                    entities::select(conn, &tenant, &query, &now)?
+                };
+                let total = if query.count {
+                    Some(entities::count(conn, &tenant, &query, &now)?)
+                } else {
+                    None
+                };
+                Ok(QueryPage { items, total })
+            })
+            .await
+    }
+
+    async fn purge(&self, tenant: &Tenant, query: &EntityQuery) -> Result<u64> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.0
+            .write_job(move |conn| {
+                let now = time::now();
+                let ids = entities::select_ids(conn, &tenant, &query, &now)?;
+                for id in &ids {
+                    entities::delete(conn, &tenant, id)?;
+                }
+                Ok(ids.len() as u64)
+            })
+            .await?
+    }
+
+    async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool> {
+        if tenant.is_default() {
+            return Ok(true);
+        }
+        let name = tenant.as_str().to_string();
+        self.0
+            .read(move |conn| {
+                conn.query_row("SELECT 1 FROM tenants WHERE name = ?1", [name], |_| Ok(()))
+                    .map(|_| true)
+                    .or_else(|e| {
+                        if e == rusqlite::Error::QueryReturnedNoRows {
+                            Ok(false)
+                        } else {
+                            Err(db_err(e))
+                        }
+                    })
+            })
+            .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>> {
+        self.0
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare("SELECT name FROM tenants ORDER BY name")
+                    .map_err(db_err)?;
+                let names = stmt.query_map([], |r| r.get(0)).map_err(db_err)?;
+                names
+                    .collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(db_err)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl ContextRepository for Sqlite {
+    async fn put_context(&self, r: ContextRecord) -> Result<()> {
+        self.0
+            .write_job(move |conn| {
+                conn.execute(
+                    "INSERT INTO contexts (url, local_id, kind, document, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (url) DO UPDATE SET document = excluded.document, kind = excluded.kind",
+                    params![r.url, r.local_id, r.kind.as_str(), r.document.to_string(), time::format(r.created_at)],
+                )
+                .map(|_| ())
+                .map_err(db_err)
+            })
+            .await?
+    }
+
+    async fn delete_context(&self, url: &str) -> Result<()> {
+        let url = url.to_string();
+        self.0
+            .write_job(move |conn| {
+                conn.execute("DELETE FROM contexts WHERE url = ?1", [url])
+                    .map(|_| ())
+                    .map_err(db_err)
+            })
+            .await?
+    }
+
+    async fn contexts(&self) -> Result<Vec<ContextRecord>> {
+        self.0
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare("SELECT url, local_id, kind, document, created_at FROM contexts")
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                        ))
+                    })
+                    .map_err(db_err)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(db_err)?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(url, local_id, kind, doc, created)| {
+                        Some(ContextRecord {
+                            url,
+                            local_id,
+                            kind: ContextKind::parse(&kind)?,
+                            document: serde_json::from_str(&doc).ok()?,
+                            created_at: time::parse(&created).ok()?,
+                        })
+                    })
+                    .collect())
+            })
+            .await
+    }
+}
