@@ -1,0 +1,13 @@
+# Calanque: build a static-ish release binary, ship it on a slim base.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --bin calanque
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/calanque /usr/local/bin/calanque
+ENV CALANQUE_HOST=0.0.0.0 CALANQUE_PORT=1026 CALANQUE_DATA_DIR=/var/lib/calanque
+VOLUME /var/lib/calanque
+EXPOSE 1026
+ENTRYPOINT ["/usr/local/bin/calanque"]
