@@ -16,6 +16,7 @@ use crate::ngsi::{Entity, Tenant};
 
 /// What a write decided to do with the entity it was given.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per write, moved straight to the store
 pub enum Effect {
     /// Store this entity (create or replace).
     Put(Entity, UpdateReport),
