@@ -1,0 +1,82 @@
+//! Command-line options of the bench (after `cargo bench --bench metropolitan --`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "metropolitan",
+    about = "Calanque's metropolitan benchmark: the broker against this machine's own limits"
+)]
+pub struct Options {
+    /// Territory scale: ×1 is the realistic Aix-Marseille-Provence sensor
+    /// network (954 entities); the default ×10 gives enough creates for a
+    /// steady measurement; ×100 and ×1000 are stress levels.
+    #[arg(long, default_value_t = 10)]
+    pub scale: u64,
+
+    /// Seed of the workload generator: the same seed gives the same entities.
+    #[arg(long, default_value_t = 13)]
+    pub seed: u64,
+
+    /// Comma-separated scenarios to run, in the order given (see --list).
+    /// Default: every scenario except the long ones (million).
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+
+    /// Also run the 1-million-entity scenario (RSS and start-up at 1M;
+    /// takes several minutes).
+    #[arg(long)]
+    pub million: bool,
+
+    /// Requests per single-request scenario (GET, PATCH, trivial handlers);
+    /// creates are also bounded by the territory's entity count.
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+
+    /// Batches of 1000 entities in the batch upsert scenario and rows/1000 in
+    /// the bare SQLite limit.
+    #[arg(long, default_value_t = 50)]
+    pub batches: usize,
+
+    /// Requests in flight at once (default: twice the number of cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+
+    /// Time cap of each load run, in seconds: a run stops starting requests
+    /// after it, whatever its count.
+    #[arg(long, default_value_t = 60)]
+    pub time_cap: u64,
+
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "target/bench/metropolitan.json")]
+    pub out: PathBuf,
+
+    /// List the scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
+
+    /// Print one generated entity of each type (and a PATCH body) and exit.
+    #[arg(long)]
+    pub sample: bool,
+
+    /// Passed by `cargo bench` to every bench binary; ignored.
+    #[arg(long, hide = true)]
+    pub bench: bool,
+}
+
+impl Options {
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| 2 * cores()).max(1)
+    }
+
+    pub fn time_cap(&self) -> Duration {
+        Duration::from_secs(self.time_cap.max(1))
+    }
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |count| count.get())
+}
