@@ -62,14 +62,16 @@ FIWARE_TEST_CONTEXT_STANDIN = {
 }
 
 
-def build_routes(suite_contexts: Path, base_url: str) -> dict[str, bytes]:
-    routes: dict[str, bytes] = {}
+def build_routes(suite_contexts: Path, base_url: str) -> dict[str, bytes | Path]:
+    """Map URL paths to documents. Suite files are read at request time: run.sh
+    patches them (their URLs point at this server) after the server started."""
+    routes: dict[str, bytes | Path] = {}
     for path in sorted(suite_contexts.iterdir()):
         if path.is_file() and path.suffix in (".jsonld", ".json"):
-            routes[f"/suite/{path.name}"] = path.read_bytes()
+            routes[f"/suite/{path.name}"] = path
     test_suite_ctx = suite_contexts / "ngsi-ld-test-suite.jsonld"
     if test_suite_ctx.is_file():
-        routes["/egm/ngsildTestSuite.jsonld"] = test_suite_ctx.read_bytes()
+        routes["/egm/ngsildTestSuite.jsonld"] = test_suite_ctx
     compound = {"@context": [f"{base_url}/egm/ngsildTestSuite.jsonld", CORE_V18]}
     routes["/egm/ngsildTestSuiteV1.8-compound.jsonld"] = _dump(compound)
     routes["/fiware/data-models/context.jsonld"] = _dump(FIWARE_DATA_MODELS_STANDIN)
@@ -84,7 +86,7 @@ def _dump(doc: object) -> bytes:
 
 
 class Handler(BaseHTTPRequestHandler):
-    routes: dict[str, bytes] = {}
+    routes: dict[str, bytes | Path] = {}
     log_lock = threading.Lock()
     server_version = "calanque-conformance-contexts/1"
 
@@ -97,6 +99,11 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, with_body: bool) -> None:
         path = self.path.split("?", 1)[0]
         body = self.routes.get(path)
+        if isinstance(body, Path):
+            try:
+                body = body.read_bytes()
+            except OSError:
+                body = None
         if body is None:
             status, ctype = 404, "application/json"
             body = _dump({"error": "not served here", "path": path})

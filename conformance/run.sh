@@ -256,7 +256,9 @@ if [ -f "$results_dir/output.xml" ]; then
   "$vpy" "$here/summarize.py" "$results_dir/output.xml" --markdown "$results_dir/summary.md" || true
   log "summary: $results_dir/summary.md"
 fi
-if [ "$robot_rc" -ge 250 ]; then
+# Robot's status: 0-250 is the number of failed tests (250 = 250 or more);
+# 251 and above mean help, invalid options, an interruption or an internal error.
+if [ "$robot_rc" -gt 250 ]; then
   log "robot ended with status $robot_rc (error or interruption)"
   exit "$robot_rc"
 fi

@@ -41,10 +41,10 @@ class TestResult:
         """The request most likely behind a failure (not one of the teardown's)."""
         if not self.exchanges:
             return None
-        m = _STATUS.search(self.message)
-        if m:
+        _, actual = _expected_actual(self.message)
+        if actual:
             for request, response in reversed(self.exchanges):
-                if response is not None and str(response.get("status_code")) == m.group(2):
+                if response is not None and str(response.get("status_code")) == actual:
                     return request, response
         return self.exchanges[-1]
 
@@ -140,7 +140,7 @@ def endpoint_of(request: dict) -> str:
     else:
         path = "/" + path.split("://", 1)[-1].partition("/")[2]
     segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/")]
-    path = "/".join(segments).rstrip("/") or "/"
+    path = "/".join(segments) or "/"  # keep a trailing slash: brokers may route it differently
     params = sorted({kv.split("=", 1)[0] for kv in query.split("&") if kv})
     return f"{request.get('method', '?')} {path}" + (f" ?{'&'.join(params)}" if params else "")
 
@@ -160,7 +160,9 @@ def describe_response(response: dict | None) -> str:
 # ---------------------------------------------------------------------------
 # Failure messages and causes
 
-_NOISE = re.compile(r"^(Setup failed:|Teardown failed:|Several failures occurred:|Also teardown failed:)\s*$")
+_NOISE = re.compile(
+    r"^((Parent suite |Suite )?[Ss]etup failed:|Teardown failed:|Several failures occurred:|Also teardown failed:)\s*$"
+)
 _NUMBERED = re.compile(r"^\d+\)\s*")
 
 
@@ -173,15 +175,32 @@ def first_line(message: str) -> str:
 
 
 _STATUS = re.compile(r"HTTP status code comparison failed.*?:\s*'?(\d{3})'?\s*!=\s*'?(\d{3})'?")
+# RequestsLibrary's own check (expected_status=...) puts the actual status first.
+_REQUESTS_STATUS = re.compile(r"Expected status:\s*(\d{3})\s*!=\s*(\d{3})")
+
+
+def _expected_actual(message: str) -> tuple[str, str] | tuple[None, None]:
+    m = _STATUS.search(message)
+    if m:
+        return m.group(1), m.group(2)
+    m = _REQUESTS_STATUS.search(message)
+    if m:
+        return m.group(2), m.group(1)
+    return None, None
 
 
 def cause_of(message: str) -> tuple[str, str]:
     """Group a failure message into (coarse category, finer detail)."""
     line = first_line(message)
-    phase = " (in setup)" if message.lstrip().startswith("Setup failed") else ""
-    m = _STATUS.search(message)
-    if m:
-        expected, actual = m.group(1), m.group(2)
+    head = message.lstrip()
+    if head.startswith("Parent suite setup failed"):
+        phase = " (in suite setup)"
+    elif head.startswith("Setup failed"):
+        phase = " (in setup)"
+    else:
+        phase = ""
+    expected, actual = _expected_actual(message)
+    if expected:
         detail = f"expected {expected}, got {actual}{phase}"
         if actual == "404" and expected != "404":
             return "wrong status: 404 (route missing, or resource not found)", detail
@@ -205,15 +224,17 @@ _CHECKS = [
     (r"Test timeout .* exceeded", "test timeout (hung request or long wait)"),
     (r"ReadTimeout|Read timed out", "request timed out (broker did not answer)"),
     (r"No request was received|Wait For Request|[Nn]otification", "expected notification never came"),
+    (r"errors/\w+ != https://uri\.etsi\.org/ngsi-ld/errors/", "wrong ProblemDetails error type"),
     (r"JSONDecodeError|Expecting value|Extra data|Invalid control character",
      "response body is not JSON (or empty)"),
     (r"[Rr]eason", "wrong HTTP reason phrase"),
     (r"Content-Type|content-type|Content type|Link|Location|[Hh]eaders? do(es)? not contain|Accept-Patch|"
      r"NGSILD-Tenant|header",
      "wrong or missing response header"),
-    (r"Dictionary does not contain key|KeyError|has no key|Resolving variable .*failed|not found in",
+    (r"Dictionary does not contain key|KeyError|IndexError|has no key|Resolving variable .*failed|not found in",
      "missing member in response body"),
     (r"dictionary_item_added|dictionary_item_removed|values_changed|iterable_item|type_changes|"
+     r"Type of root changed|[Vv]alue of root|Item root\[|root\[.*\] (added|removed|changed)|"
      r"DeepDiff|Dictionaries? (are|is) (not )?equal|Following keys have different values",
      "response body differs from expectation"),
     (r"Length of|should have length|Lengths are different|[Ll]ength",
@@ -282,7 +303,7 @@ def build_report(results: list[TestResult], max_list: int) -> tuple[str, str]:
         by_endpoint_t: Counter = Counter()
         for r in failures:
             ex = r.failing_exchange()
-            if ex and _STATUS.search(r.message):
+            if ex and _expected_actual(r.message)[0]:
                 by_endpoint_t[(endpoint_of(ex[0]), describe_response(ex[1]).split(" (")[0])] += 1
         if by_endpoint_t:
             t.append("")
@@ -326,7 +347,7 @@ def build_report(results: list[TestResult], max_list: int) -> tuple[str, str]:
         by_endpoint: Counter = Counter()
         for r in failures:
             ex = r.failing_exchange()
-            if ex and _STATUS.search(r.message):
+            if ex and _expected_actual(r.message)[0]:
                 by_endpoint[(endpoint_of(ex[0]), describe_response(ex[1]).split(" (")[0])] += 1
         if by_endpoint:
             md += ["", "### Wrong statuses by endpoint", "", "| Count | Request | Broker answered |",
