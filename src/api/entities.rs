@@ -320,7 +320,12 @@ fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<En
             q.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
         }
     }
-    for unsupported in ["q", "scopeQ", "geoQ", "georel"] {
+    if let Some(text) = params.get("q") {
+        let mut expr = crate::ngsi::q::parse(text)?;
+        crate::ngsi::q::expand(&mut expr, ctx);
+        q.q = Some(expr);
+    }
+    for unsupported in ["scopeQ", "geoQ", "georel"] {
         if params.contains_key(unsupported) {
             return Err(NgsiError::unsupported(format!(
                 "the '{unsupported}' query parameter is not supported yet"
@@ -346,7 +351,12 @@ async fn query(state: State, req: HttpRequest) -> Result<HttpResponse> {
     let ctx = extract::context(&state, &req).await?;
     let opts = render_options(&params, &ctx)?;
     let mut q = selection(&params, &ctx)?;
-    if q.types.is_none() && q.ids.is_none() && q.id_pattern.is_none() && q.attrs.is_none() {
+    if q.types.is_none()
+        && q.ids.is_none()
+        && q.id_pattern.is_none()
+        && q.attrs.is_none()
+        && q.q.is_none()
+    {
         return Err(NgsiError::bad_data(
             "give at least one of type, id, idPattern, attrs, q or geoQ",
         ));
@@ -406,7 +416,12 @@ async fn purge(state: State, req: HttpRequest) -> Result<HttpResponse> {
     )?;
     let ctx = extract::context(&state, &req).await?;
     let q = selection(&params, &ctx)?;
-    if q.types.is_none() && q.ids.is_none() && q.id_pattern.is_none() && q.attrs.is_none() {
+    if q.types.is_none()
+        && q.ids.is_none()
+        && q.id_pattern.is_none()
+        && q.attrs.is_none()
+        && q.q.is_none()
+    {
         return Err(NgsiError::bad_data(
             "purging needs a selection: give type, id, idPattern or attrs",
         ));

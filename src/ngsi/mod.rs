@@ -5,6 +5,7 @@ pub mod attribute;
 pub mod entity;
 pub mod ids;
 pub mod operations;
+pub mod q;
 pub mod query;
 pub mod render;
 pub mod time;

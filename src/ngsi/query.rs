@@ -1,5 +1,7 @@
 //! What a client asks for when it lists entities: the selection the store pushes down.
-//! (The q, scopeQ and geoQ languages come with the query issue.)
+//! (scopeQ and geoQ come with the query issue.)
+
+use super::q::Expr;
 
 /// A selection of entities, with names already expanded.
 #[derive(Debug, Clone, Default)]
@@ -12,6 +14,8 @@ pub struct EntityQuery {
     pub id_pattern: Option<String>,
     /// Entities having at least one of these attributes.
     pub attrs: Option<Vec<String>>,
+    /// A q expression with expanded names.
+    pub q: Option<Expr>,
     pub limit: usize,
     pub offset: usize,
     pub count: bool,

@@ -156,6 +156,9 @@ pub fn select(
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<Entity>> {
+    if query.q.is_some() {
+        return Ok(scan(conn, tenant, query, now, true)?.0);
+    }
     let (filter, mut args) = selection(query, tenant, now);
     let sql =
         format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid LIMIT ? OFFSET ?");
@@ -173,6 +176,9 @@ pub fn select(
 }
 
 pub fn count(conn: &Connection, tenant: &Tenant, query: &EntityQuery, now: &str) -> Result<u64> {
+    if query.q.is_some() {
+        return Ok(scan(conn, tenant, query, now, false)?.1);
+    }
     let (filter, args) = selection(query, tenant, now);
     let sql = format!("SELECT COUNT(*) FROM entities e WHERE {filter}");
     let n: i64 = conn
@@ -186,12 +192,58 @@ pub fn count(conn: &Connection, tenant: &Tenant, query: &EntityQuery, now: &str)
     Ok(n.max(0) as u64)
 }
 
+/// Streams the SQL-selected rows through the q filter, keeping only the requested page:
+/// memory stays bounded by the page, whatever the number of candidates.
+// TODO(query issue): translate q to SQL so indexes do the filtering.
+fn scan(
+    conn: &Connection,
+    tenant: &Tenant,
+    query: &EntityQuery,
+    now: &str,
+    keep: bool,
+) -> Result<(Vec<Entity>, u64)> {
+    let (filter, args) = selection(query, tenant, now);
+    let sql = format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid");
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = stmt
+        .query(params_from_iter(args.iter().map(|a| a.as_ref())))
+        .map_err(db_err)?;
+    let (mut page, mut matched) = (Vec::new(), 0u64);
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let doc: String = row.get(0).map_err(db_err)?;
+        let entity = decode(&doc)?;
+        if query
+            .q
+            .as_ref()
+            .is_some_and(|q| crate::ngsi::q::matches(q, &entity))
+        {
+            if keep && matched as usize >= query.offset && page.len() < query.limit {
+                page.push(entity);
+            }
+            matched += 1;
+        }
+    }
+    Ok((page, matched))
+}
+
 pub fn select_ids(
     conn: &Connection,
     tenant: &Tenant,
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<String>> {
+    if query.q.is_some() {
+        let all = EntityQuery {
+            limit: usize::MAX,
+            offset: 0,
+            ..query.clone()
+        };
+        return Ok(scan(conn, tenant, &all, now, true)?
+            .0
+            .into_iter()
+            .map(|e| e.id)
+            .collect());
+    }
     let (filter, args) = selection(query, tenant, now);
     let sql = format!("SELECT e.id FROM entities e WHERE {filter}");
     let mut stmt = conn.prepare(&sql).map_err(db_err)?;
