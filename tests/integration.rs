@@ -1,0 +1,34 @@
+//! Integration tests of the core broker (issue 2): the real `calanque` binary driven over
+//! HTTP. Run with `cargo test --test integration`.
+//!
+//! Set `CALANQUE_TEST_DATABASE_URL` to run the same tests against another storage
+//! backend (passed to the broker as `--database-url`); by default the embedded SQLite
+//! store is used.
+
+#[path = "integration/common.rs"]
+mod common;
+
+#[path = "integration/attributes.rs"]
+mod attributes;
+#[path = "integration/attribute_types.rs"]
+mod attribute_types;
+#[path = "integration/batch.rs"]
+mod batch;
+#[path = "integration/contexts.rs"]
+mod contexts;
+#[path = "integration/entities.rs"]
+mod entities;
+#[path = "integration/errors.rs"]
+mod errors;
+#[path = "integration/jsonld_contexts_api.rs"]
+mod jsonld_contexts_api;
+#[path = "integration/operational.rs"]
+mod operational;
+#[path = "integration/persistence.rs"]
+mod persistence;
+#[path = "integration/query.rs"]
+mod query;
+#[path = "integration/representations.rs"]
+mod representations;
+#[path = "integration/tenancy.rs"]
+mod tenancy;

@@ -1,0 +1,171 @@
+//! Query entities (GET /entities) and purge (DELETE /entities).
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+fn ids_of(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("query result must be an array: {v}"))
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A tenant with 5 Cars (with speed) and 3 Bikes (with gears), ids sorted.
+async fn fleet(api: &Api) -> (Vec<String>, Vec<String>) {
+    let mut cars: Vec<String> = (0..5).map(|i| format!("urn:ngsi-ld:Car:{i:03}")).collect();
+    let mut bikes: Vec<String> = (0..3).map(|i| format!("urn:ngsi-ld:Bike:{i:03}")).collect();
+    for c in &cars {
+        api.create(&json!({ "id": c, "type": "Car", "speed": { "type": "Property", "value": 50 } }))
+            .await;
+    }
+    for b in &bikes {
+        api.create(&json!({ "id": b, "type": "Bike", "gears": { "type": "Property", "value": 21 } }))
+            .await;
+    }
+    cars.sort();
+    bikes.sort();
+    (cars, bikes)
+}
+
+#[tokio::test]
+async fn query_by_type() {
+    let api = api();
+    let (cars, bikes) = fleet(&api).await;
+    let r = api.get("/entities?type=Car").await;
+    r.expect(200);
+    assert!(r.content_type().starts_with("application/json"));
+    assert!(r.header("link").is_some_and(|l| l.contains(CORE_CONTEXT)));
+    assert_eq!(ids_of(&r.json()), cars);
+    let r = api.get("/entities?type=Car,Bike").await;
+    let mut all = [cars.clone(), bikes.clone()].concat();
+    all.sort();
+    assert_eq!(ids_of(&r.expect(200).json()), all);
+    let r = api.get("/entities?type=Plane").await;
+    assert_eq!(r.expect(200).json(), json!([]));
+}
+
+#[tokio::test]
+async fn query_by_id_and_id_pattern() {
+    let api = api();
+    let (cars, bikes) = fleet(&api).await;
+    let r = api.get(&format!("/entities?id={},{}", cars[0], bikes[1])).await;
+    let mut want = vec![cars[0].clone(), bikes[1].clone()];
+    want.sort();
+    assert_eq!(ids_of(&r.expect(200).json()), want);
+
+    let r = api.get("/entities?idPattern=urn:ngsi-ld:Bike:.*").await;
+    assert_eq!(ids_of(&r.expect(200).json()), bikes);
+    let r = api.get("/entities?type=Car&idPattern=.*00[12]$").await;
+    assert_eq!(ids_of(&r.expect(200).json()), cars[1..3].to_vec());
+}
+
+#[tokio::test]
+async fn query_by_attrs() {
+    let api = api();
+    let (_cars, bikes) = fleet(&api).await;
+    let r = api.get("/entities?attrs=gears").await;
+    let v = r.expect(200).json();
+    assert_eq!(ids_of(&v), bikes);
+    for e in v.as_array().expect("array") {
+        assert!(e.get("gears").is_some());
+    }
+    // attrs also projects: only the named attributes are returned.
+    let r = api.get("/entities?type=Car&attrs=gears").await;
+    assert_eq!(r.expect(200).json(), json!([]));
+}
+
+#[tokio::test]
+async fn query_key_values_and_concise() {
+    let api = api();
+    fleet(&api).await;
+    let v = api.get("/entities?type=Bike&options=keyValues").await.expect(200).json();
+    for e in v.as_array().expect("array") {
+        assert_eq!(e["gears"], json!(21));
+    }
+    let v = api.get("/entities?type=Bike&format=concise").await.expect(200).json();
+    for e in v.as_array().expect("array") {
+        assert_eq!(e["gears"], json!(21));
+    }
+}
+
+#[tokio::test]
+async fn pagination_limit_offset_count() {
+    let api = api();
+    let (cars, _) = fleet(&api).await;
+    let mut seen = Vec::new();
+    for offset in [0, 2, 4] {
+        let r = api
+            .get(&format!("/entities?type=Car&limit=2&offset={offset}&count=true"))
+            .await;
+        r.expect(200);
+        assert_eq!(r.header("NGSILD-Results-Count").as_deref(), Some("5"));
+        let page = r.json();
+        let n = page.as_array().map(Vec::len).unwrap_or(0);
+        assert_eq!(n, if offset == 4 { 1 } else { 2 }, "page at {offset}: {page}");
+        seen.extend(ids_of(&page));
+    }
+    seen.sort();
+    assert_eq!(seen, cars, "the pages cover every entity exactly once");
+
+    // count without results.
+    let r = api.get("/entities?type=Car&limit=0&count=true").await;
+    r.expect(200);
+    assert_eq!(r.header("NGSILD-Results-Count").as_deref(), Some("5"));
+    assert_eq!(r.json(), json!([]));
+    // No count header unless asked.
+    let r = api.get("/entities?type=Car").await;
+    assert!(r.expect(200).header("NGSILD-Results-Count").is_none());
+    // Beyond the end.
+    let r = api.get("/entities?type=Car&offset=50").await;
+    assert_eq!(r.expect(200).json(), json!([]));
+}
+
+#[tokio::test]
+async fn limit_over_maximum_is_403_too_many_results() {
+    let api = api();
+    fleet(&api).await;
+    let r = api.get("/entities?type=Car&limit=1001").await;
+    assert_problem(&r, 403, "TooManyResults");
+    api.get("/entities?type=Car&limit=1000").await.expect(200);
+}
+
+#[tokio::test]
+async fn query_parameter_errors() {
+    let api = api();
+    fleet(&api).await;
+    // No selection at all.
+    assert_problem(&api.get("/entities").await, 400, "BadRequestData");
+    assert_problem(&api.get("/entities?type=Car&limit=-1").await, 400, "BadRequestData");
+    assert_problem(&api.get("/entities?type=Car&limit=abc").await, 400, "BadRequestData");
+    assert_problem(&api.get("/entities?type=Car&count=yes").await, 400, "BadRequestData");
+    assert_problem(&api.get("/entities?type=Car&offset=x").await, 400, "BadRequestData");
+    assert_problem(&api.get("/entities?id=not%20a%20uri").await, 400, "BadRequestData");
+    assert_problem(&api.get("/entities?type=Car&limit=0").await, 400, "BadRequestData");
+    assert_problem_any(&api.get("/entities?type=Car&bogus=1").await, 400, UNKNOWN_PARAM);
+    assert_problem(&api.get("/entities?idPattern=(unclosed").await, 400, "BadRequestData");
+}
+
+#[tokio::test]
+async fn purge_entities_by_type() {
+    let api = api();
+    let (cars, bikes) = fleet(&api).await;
+    let r = api.delete("/entities?type=Car").await;
+    r.expect(204);
+    assert_eq!(api.get("/entities?type=Car").await.expect(200).json(), json!([]));
+    assert_eq!(ids_of(&api.get("/entities?type=Bike").await.expect(200).json()), bikes);
+    assert_problem(&api.get(&ent(&cars[0])).await, 404, "ResourceNotFound");
+
+    // Purge by id pattern.
+    api.delete("/entities?idPattern=.*Bike:00[01]").await.expect(204);
+    assert_eq!(
+        ids_of(&api.get("/entities?type=Bike").await.expect(200).json()),
+        vec![bikes[2].clone()]
+    );
+    // A purge needs a selection.
+    assert_problem(&api.delete("/entities").await, 400, "BadRequestData");
+}

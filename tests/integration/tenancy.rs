@@ -1,0 +1,84 @@
+//! Multi-tenancy with NGSILD-Tenant: full isolation, unknown tenants.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn tenants_are_isolated() {
+    let a = api();
+    let b = a.in_tenant(Some(&new_tenant()));
+    let default = a.in_tenant(None);
+    let id = uid("Secret");
+    a.create(&json!({ "id": id, "type": "Secret", "code": { "type": "Property", "value": "A" } }))
+        .await;
+    // Tenant B exists too, with an entity of the same id but other content.
+    b.create(&json!({ "id": id, "type": "Secret", "code": { "type": "Property", "value": "B" } }))
+        .await;
+    assert_eq!(a.entity(&id).await["code"]["value"], json!("A"));
+    assert_eq!(b.entity(&id).await["code"]["value"], json!("B"));
+    // Default tenant: never sees either (the default tenant always exists).
+    assert_problem(&default.get(&ent(&id)).await, 404, "ResourceNotFound");
+    let r = default.get("/entities?type=Secret").await;
+    let hits = r.expect(200).json();
+    assert!(
+        !hits.as_array().expect("array").iter().any(|e| e["id"] == json!(id)),
+        "the default tenant sees another tenant's entity: {hits}"
+    );
+    // Queries stay within the tenant.
+    let r = a.get("/entities?type=Secret").await;
+    let v = r.expect(200).json();
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    assert_eq!(v[0]["code"]["value"], json!("A"));
+    // Writes stay within the tenant.
+    b.delete(&ent(&id)).await.expect(204);
+    assert_eq!(a.entity(&id).await["code"]["value"], json!("A"));
+    // Purge in one tenant does not touch the other.
+    b.create(&json!({ "id": id, "type": "Secret" })).await;
+    b.delete("/entities?type=Secret").await.expect(204);
+    assert_eq!(a.entity(&id).await["code"]["value"], json!("A"));
+    // Batch operations too.
+    b.post("/entityOperations/delete", &json!([id])).await.expect(207);
+    a.entity(&id).await;
+}
+
+#[tokio::test]
+async fn create_in_a_tenant_echoes_the_tenant_header() {
+    let a = api();
+    let r = a.post("/entities", &json!({ "id": uid("T"), "type": "T" })).await;
+    r.expect(201);
+    assert_eq!(r.header("NGSILD-Tenant"), a.tenant.clone());
+}
+
+#[tokio::test]
+async fn default_tenant_works_without_header() {
+    let d = api_default_tenant();
+    let id = uid("Public");
+    d.create(&json!({ "id": id, "type": "Public", "v": 1 })).await;
+    assert_eq!(d.entity(&id).await["v"]["value"], json!(1));
+    // Not visible from a named tenant.
+    let other = d.in_tenant(Some(&new_tenant()));
+    other.create(&json!({ "id": uid("X"), "type": "X" })).await;
+    assert_problem(&other.get(&ent(&id)).await, 404, "ResourceNotFound");
+    d.delete(&ent(&id)).await.expect(204);
+}
+
+#[tokio::test]
+async fn unknown_tenant_is_404_nonexistent_tenant() {
+    let t = api(); // a tenant nobody wrote to
+    assert_problem(&t.get(&ent(&uid("X"))).await, 404, "NonexistentTenant");
+    assert_problem(&t.get("/entities?type=X").await, 404, "NonexistentTenant");
+    assert_problem(&t.delete(&ent(&uid("X"))).await, 404, "NonexistentTenant");
+    // Reading did not create it.
+    assert_problem(&t.get("/entities?type=X").await, 404, "NonexistentTenant");
+    // Writing creates it.
+    t.create(&json!({ "id": uid("X"), "type": "X" })).await;
+    assert_eq!(t.get("/entities?type=Y").await.expect(200).json(), json!([]));
+}
+
+#[tokio::test]
+async fn invalid_tenant_name_is_400() {
+    let t = api().in_tenant(Some("bad tenant!"));
+    let r = t.post("/entities", &json!({ "id": uid("X"), "type": "X" })).await;
+    assert_problem(&r, 400, "BadRequestData");
+}
