@@ -8,10 +8,10 @@
 #[path = "integration/common.rs"]
 mod common;
 
-#[path = "integration/attributes.rs"]
-mod attributes;
 #[path = "integration/attribute_types.rs"]
 mod attribute_types;
+#[path = "integration/attributes.rs"]
+mod attributes;
 #[path = "integration/batch.rs"]
 mod batch;
 #[path = "integration/contexts.rs"]

@@ -7,7 +7,9 @@ use crate::common::*;
 /// Instants compare as instants (the broker may normalise the text of observedAt).
 #[track_caller]
 fn same_instant(a: &Value, b: &str) {
-    let a = a.as_str().unwrap_or_else(|| panic!("expected a date-time, got {a}"));
+    let a = a
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a date-time, got {a}"));
     let pa = chrono::DateTime::parse_from_rfc3339(a).expect("ISO 8601 date-time");
     let pb = chrono::DateTime::parse_from_rfc3339(b).expect("ISO 8601 date-time");
     assert_eq!(pa, pb, "{a} vs {b}");
@@ -95,7 +97,10 @@ async fn all_attribute_types_round_trip() {
     assert_eq!(e["location"], full_entity(&id)["location"]);
     assert_eq!(e["street"], full_entity(&id)["street"]);
     assert_eq!(e["settings"], full_entity(&id)["settings"]);
-    assert_eq!(e["category"], json!({ "type": "VocabProperty", "vocab": "Urban" }));
+    assert_eq!(
+        e["category"],
+        json!({ "type": "VocabProperty", "vocab": "Urban" })
+    );
     assert_eq!(e["readings"], full_entity(&id)["readings"]);
     assert_eq!(e["neighbours"]["type"], json!("ListRelationship"));
     assert_eq!(
@@ -174,10 +179,19 @@ async fn vocab_property_expands_against_the_context() {
         "category": { "type": "VocabProperty", "vocab": "Urban" },
         "@context": [ctx, CORE_CONTEXT]
     });
-    api.body(reqwest::Method::POST, "/entities", "application/ld+json", &body.to_string())
-        .await
-        .expect(201);
+    api.body(
+        reqwest::Method::POST,
+        "/entities",
+        "application/ld+json",
+        &body.to_string(),
+    )
+    .await
+    .expect(201);
     // Without the user context the term cannot be compacted: the IRI shows.
     let e = api.entity(&id).await;
-    assert_eq!(e["category"]["vocab"], json!("https://example.org/vocab/Urban"), "{e}");
+    assert_eq!(
+        e["category"]["vocab"],
+        json!("https://example.org/vocab/Urban"),
+        "{e}"
+    );
 }

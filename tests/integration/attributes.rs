@@ -42,7 +42,11 @@ async fn append_attributes_204() {
     r.expect(204);
     let e = api.entity(&id).await;
     assert_eq!(e["humidity"]["value"], json!(60));
-    assert_eq!(e["status"]["value"], json!("degraded"), "append overwrites by default");
+    assert_eq!(
+        e["status"]["value"],
+        json!("degraded"),
+        "append overwrites by default"
+    );
     assert_eq!(e["temperature"]["value"], json!(20));
 }
 
@@ -66,10 +70,16 @@ async fn append_with_no_overwrite_is_207_listing_not_updated() {
     let not_updated = body["notUpdated"].as_array().expect("notUpdated array");
     assert_eq!(not_updated.len(), 1, "{body}");
     assert_eq!(not_updated[0]["attributeName"], json!("status"));
-    assert!(not_updated[0]["reason"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(not_updated[0]["reason"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
 
     let e = api.entity(&id).await;
-    assert_eq!(e["status"]["value"], json!("ok"), "noOverwrite kept the old value");
+    assert_eq!(
+        e["status"]["value"],
+        json!("ok"),
+        "noOverwrite kept the old value"
+    );
     assert_eq!(e["humidity"]["value"], json!(60));
 }
 
@@ -93,7 +103,10 @@ async fn append_errors() {
     let id = uid("Sensor");
     api.create(&sensor(&id)).await;
     let r = api
-        .post(&attrs(&uid("Sensor")), &json!({ "a": { "type": "Property", "value": 1 } }))
+        .post(
+            &attrs(&uid("Sensor")),
+            &json!({ "a": { "type": "Property", "value": 1 } }),
+        )
         .await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = api
@@ -104,7 +117,11 @@ async fn append_errors() {
         .post(&attrs(&id), &json!({ "a": { "type": "Property" } }))
         .await;
     assert_problem(&r, 400, "BadRequestData");
-    assert_eq!(api.entity(&id).await, sensor(&id), "failed appends changed nothing");
+    assert_eq!(
+        api.entity(&id).await,
+        sensor(&id),
+        "failed appends changed nothing"
+    );
 }
 
 #[tokio::test]
@@ -113,7 +130,10 @@ async fn update_attributes_204() {
     let id = uid("Sensor");
     api.create(&sensor(&id)).await;
     let r = api
-        .patch(&attrs(&id), &json!({ "status": { "type": "Property", "value": "down" } }))
+        .patch(
+            &attrs(&id),
+            &json!({ "status": { "type": "Property", "value": "down" } }),
+        )
         .await;
     r.expect(204);
     assert_eq!(api.entity(&id).await["status"]["value"], json!("down"));
@@ -136,11 +156,20 @@ async fn update_attributes_partial_is_207() {
     r.expect(207);
     let body = r.json();
     assert_eq!(body["updated"], json!(["status"]), "{body}");
-    assert_eq!(body["notUpdated"][0]["attributeName"], json!("nonexistent"), "{body}");
-    assert!(body["notUpdated"][0]["reason"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(
+        body["notUpdated"][0]["attributeName"],
+        json!("nonexistent"),
+        "{body}"
+    );
+    assert!(body["notUpdated"][0]["reason"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
     let e = api.entity(&id).await;
     assert_eq!(e["status"]["value"], json!("down"));
-    assert!(e.get("nonexistent").is_none(), "update does not create attributes");
+    assert!(
+        e.get("nonexistent").is_none(),
+        "update does not create attributes"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +177,10 @@ async fn update_attributes_unknown_entity_is_404() {
     let api = api();
     api.create(&sensor(&uid("Sensor"))).await;
     let r = api
-        .patch(&attrs(&uid("Sensor")), &json!({ "status": { "type": "Property", "value": 1 } }))
+        .patch(
+            &attrs(&uid("Sensor")),
+            &json!({ "status": { "type": "Property", "value": 1 } }),
+        )
         .await;
     assert_problem(&r, 404, "ResourceNotFound");
 }
@@ -158,7 +190,9 @@ async fn partial_attribute_update_keeps_other_members() {
     let api = api();
     let id = uid("Sensor");
     api.create(&sensor(&id)).await;
-    let r = api.patch(&attr(&id, "temperature"), &json!({ "value": 25 })).await;
+    let r = api
+        .patch(&attr(&id, "temperature"), &json!({ "value": 25 }))
+        .await;
     r.expect(204);
     let e = api.entity(&id).await;
     assert_eq!(e["temperature"]["value"], json!(25));
@@ -173,7 +207,10 @@ async fn partial_attribute_update_with_type() {
     let id = uid("Sensor");
     api.create(&sensor(&id)).await;
     let r = api
-        .patch(&attr(&id, "temperature"), &json!({ "type": "Property", "value": 26 }))
+        .patch(
+            &attr(&id, "temperature"),
+            &json!({ "type": "Property", "value": 26 }),
+        )
         .await;
     r.expect(204);
     let e = api.entity(&id).await;
@@ -202,7 +239,10 @@ async fn replace_attribute_with_put() {
     let id = uid("Sensor");
     api.create(&sensor(&id)).await;
     let r = api
-        .put(&attr(&id, "temperature"), &json!({ "type": "Property", "value": 5 }))
+        .put(
+            &attr(&id, "temperature"),
+            &json!({ "type": "Property", "value": 5 }),
+        )
         .await;
     r.expect(204);
     let e = api.entity(&id).await;
@@ -212,11 +252,17 @@ async fn replace_attribute_with_put() {
         "PUT replaces the whole attribute"
     );
     let r = api
-        .put(&attr(&id, "nonexistent"), &json!({ "type": "Property", "value": 5 }))
+        .put(
+            &attr(&id, "nonexistent"),
+            &json!({ "type": "Property", "value": 5 }),
+        )
         .await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = api
-        .put(&attr(&uid("Sensor"), "temperature"), &json!({ "type": "Property", "value": 5 }))
+        .put(
+            &attr(&uid("Sensor"), "temperature"),
+            &json!({ "type": "Property", "value": 5 }),
+        )
         .await;
     assert_problem(&r, 404, "ResourceNotFound");
 }
@@ -231,7 +277,11 @@ async fn delete_attribute() {
     let e = api.entity(&id).await;
     assert!(e.get("status").is_none(), "{e}");
     assert!(e.get("temperature").is_some());
-    assert_problem(&api.delete(&attr(&id, "status")).await, 404, "ResourceNotFound");
+    assert_problem(
+        &api.delete(&attr(&id, "status")).await,
+        404,
+        "ResourceNotFound",
+    );
     assert_problem(
         &api.delete(&attr(&uid("Sensor"), "status")).await,
         404,
@@ -260,7 +310,12 @@ fn by_dataset(e: &Value, name: &str) -> Vec<(Option<String>, Value)> {
     };
     let mut out: Vec<(Option<String>, Value)> = items
         .iter()
-        .map(|i| (i["datasetId"].as_str().map(str::to_string), i["value"].clone()))
+        .map(|i| {
+            (
+                i["datasetId"].as_str().map(str::to_string),
+                i["value"].clone(),
+            )
+        })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -289,9 +344,12 @@ async fn multi_instance_attributes_with_dataset_id() {
     .await
     .expect(204);
     // Update via /attrs of the default instance.
-    api.patch(&attrs(&id), &json!({ "speed": { "type": "Property", "value": 20 } }))
-        .await
-        .expect(204);
+    api.patch(
+        &attrs(&id),
+        &json!({ "speed": { "type": "Property", "value": 20 } }),
+    )
+    .await
+    .expect(204);
     // Append a new instance.
     api.post(
         &attrs(&id),
@@ -311,12 +369,19 @@ async fn multi_instance_attributes_with_dataset_id() {
     );
 
     // Delete one instance by datasetId.
-    api.delete(&format!("{}?datasetId=urn:ngsi-ld:dataset:gps", attr(&id, "speed")))
-        .await
-        .expect(204);
+    api.delete(&format!(
+        "{}?datasetId=urn:ngsi-ld:dataset:gps",
+        attr(&id, "speed")
+    ))
+    .await
+    .expect(204);
     // Unknown datasetId.
     assert_problem(
-        &api.delete(&format!("{}?datasetId=urn:ngsi-ld:dataset:nope", attr(&id, "speed"))).await,
+        &api.delete(&format!(
+            "{}?datasetId=urn:ngsi-ld:dataset:nope",
+            attr(&id, "speed")
+        ))
+        .await,
         404,
         "ResourceNotFound",
     );
@@ -382,8 +447,12 @@ async fn attribute_modified_at_changes_and_created_at_stays() {
     assert_datetime(&before["temperature"]["modifiedAt"]);
     // Wait until the clock has visibly moved (microsecond timestamps).
     let start = std::time::Instant::now();
-    while chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).as_str()
-        <= before["temperature"]["modifiedAt"].as_str().unwrap_or_default()
+    while chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        .as_str()
+        <= before["temperature"]["modifiedAt"]
+            .as_str()
+            .unwrap_or_default()
         && start.elapsed() < std::time::Duration::from_secs(2)
     {
         tokio::task::yield_now().await;
@@ -396,7 +465,10 @@ async fn attribute_modified_at_changes_and_created_at_stays() {
     .await
     .expect(204);
     let after = api.entity_q(&id, "?options=sysAttrs").await;
-    assert_eq!(after["temperature"]["createdAt"], before["temperature"]["createdAt"]);
+    assert_eq!(
+        after["temperature"]["createdAt"],
+        before["temperature"]["createdAt"]
+    );
     assert!(
         after["temperature"]["modifiedAt"].as_str() > before["temperature"]["modifiedAt"].as_str(),
         "attribute modifiedAt moves: {before} -> {after}"
@@ -432,7 +504,10 @@ async fn concurrent_appends_to_one_entity_lose_nothing() {
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
             let r = api
-                .post(&attrs(&id), &json!({ format!("a{i}"): { "type": "Property", "value": i } }))
+                .post(
+                    &attrs(&id),
+                    &json!({ format!("a{i}"): { "type": "Property", "value": i } }),
+                )
                 .await;
             assert_eq!(r.status, 204, "append a{i}: {}", r.text);
         }));

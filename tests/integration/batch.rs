@@ -29,8 +29,14 @@ fn sorted_ids(ids: &[&String]) -> Vec<String> {
 /// The 207 body: `success` ids and `errors` with entityId and a ProblemDetails.
 #[track_caller]
 fn check_207(body: &Value, ok: &[&String], failed: &[(&String, &str)]) {
-    assert_eq!(sorted(&body["success"]), sorted_ids(ok), "success in {body}");
-    let errors = body["errors"].as_array().unwrap_or_else(|| panic!("errors array in {body}"));
+    assert_eq!(
+        sorted(&body["success"]),
+        sorted_ids(ok),
+        "success in {body}"
+    );
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors array in {body}"));
     assert_eq!(errors.len(), failed.len(), "errors in {body}");
     for (id, kind) in failed {
         let e = errors
@@ -61,11 +67,22 @@ async fn batch_create_partial_is_207() {
     api.create(&car(&a, 1)).await;
     let invalid = json!({ "id": c, "type": "Car", "speed": { "type": "Property" } });
     let r = api
-        .post("/entityOperations/create", &json!([car(&a, 9), car(&b, 2), invalid]))
+        .post(
+            "/entityOperations/create",
+            &json!([car(&a, 9), car(&b, 2), invalid]),
+        )
         .await;
     r.expect(207);
-    check_207(&r.json(), &[&b], &[(&a, "AlreadyExists"), (&c, "BadRequestData")]);
-    assert_eq!(api.entity(&a).await["speed"]["value"], json!(1), "existing entity untouched");
+    check_207(
+        &r.json(),
+        &[&b],
+        &[(&a, "AlreadyExists"), (&c, "BadRequestData")],
+    );
+    assert_eq!(
+        api.entity(&a).await["speed"]["value"],
+        json!(1),
+        "existing entity untouched"
+    );
     api.entity(&b).await;
     assert_problem(&api.get(&ent(&c)).await, 404, "ResourceNotFound");
 }
@@ -102,16 +119,26 @@ async fn batch_upsert_replace_default() {
     .await;
     // One new entity: 201 with the ids of the created ones.
     let r = api
-        .post("/entityOperations/upsert", &json!([car(&a, 10), car(&b, 20)]))
+        .post(
+            "/entityOperations/upsert",
+            &json!([car(&a, 10), car(&b, 20)]),
+        )
         .await;
     r.expect(201);
-    assert_eq!(sorted(&r.json()), vec![b.clone()], "201 lists the created entities");
+    assert_eq!(
+        sorted(&r.json()),
+        vec![b.clone()],
+        "201 lists the created entities"
+    );
     let e = api.entity(&a).await;
     assert_eq!(e["speed"]["value"], json!(10));
     assert!(e.get("color").is_none(), "upsert replaces by default: {e}");
     // Only updates: 204.
     let r = api
-        .post("/entityOperations/upsert?options=replace", &json!([car(&a, 11), car(&b, 21)]))
+        .post(
+            "/entityOperations/upsert?options=replace",
+            &json!([car(&a, 11), car(&b, 21)]),
+        )
         .await;
     r.expect(204);
     assert_eq!(api.entity(&b).await["speed"]["value"], json!(21));
@@ -128,12 +155,19 @@ async fn batch_upsert_update_keeps_other_attributes() {
     }))
     .await;
     let r = api
-        .post("/entityOperations/upsert?options=update", &json!([car(&a, 10)]))
+        .post(
+            "/entityOperations/upsert?options=update",
+            &json!([car(&a, 10)]),
+        )
         .await;
     r.expect(204);
     let e = api.entity(&a).await;
     assert_eq!(e["speed"]["value"], json!(10));
-    assert_eq!(e["color"]["value"], json!("red"), "options=update keeps the rest: {e}");
+    assert_eq!(
+        e["color"]["value"],
+        json!("red"),
+        "options=update keeps the rest: {e}"
+    );
 }
 
 #[tokio::test]
@@ -154,7 +188,10 @@ async fn batch_upsert_partial_is_207() {
 async fn batch_upsert_bad_option_is_400() {
     let api = api();
     let r = api
-        .post("/entityOperations/upsert?options=noOverwrite", &json!([car(&uid("Car"), 1)]))
+        .post(
+            "/entityOperations/upsert?options=noOverwrite",
+            &json!([car(&uid("Car"), 1)]),
+        )
         .await;
     assert_problem(&r, 400, "BadRequestData");
 }
@@ -211,8 +248,16 @@ async fn batch_update_no_overwrite() {
         r.text
     );
     let e = api.entity(&a).await;
-    assert_eq!(e["speed"]["value"], json!(1), "noOverwrite keeps existing attributes");
-    assert_eq!(e["color"]["value"], json!("blue"), "noOverwrite adds new attributes");
+    assert_eq!(
+        e["speed"]["value"],
+        json!(1),
+        "noOverwrite keeps existing attributes"
+    );
+    assert_eq!(
+        e["color"]["value"],
+        json!("blue"),
+        "noOverwrite adds new attributes"
+    );
 }
 
 #[tokio::test]
@@ -226,7 +271,10 @@ async fn batch_delete_204_and_207() {
     assert_problem(&api.get(&ent(&a)).await, 404, "ResourceNotFound");
 
     let r = api
-        .post("/entityOperations/delete", &json!([b, missing, "not a uri"]))
+        .post(
+            "/entityOperations/delete",
+            &json!([b, missing, "not a uri"]),
+        )
         .await;
     r.expect(207);
     let body = r.json();
@@ -268,12 +316,19 @@ async fn batch_merge() {
     r.expect(204);
     let e = api.entity(&a).await;
     assert_eq!(e["speed"]["value"], json!(5));
-    assert_eq!(e["speed"]["unitCode"], json!("KMH"), "merge keeps unmentioned members");
+    assert_eq!(
+        e["speed"]["unitCode"],
+        json!("KMH"),
+        "merge keeps unmentioned members"
+    );
     assert!(e.get("color").is_none(), "null deletes: {e}");
     assert_eq!(e["owner"]["object"], json!("urn:ngsi-ld:Person:p"));
 
     let r = api
-        .post("/entityOperations/merge", &json!([car(&a, 6), car(&missing, 1)]))
+        .post(
+            "/entityOperations/merge",
+            &json!([car(&a, 6), car(&missing, 1)]),
+        )
         .await;
     r.expect(207);
     check_207(&r.json(), &[&a], &[(&missing, "ResourceNotFound")]);
@@ -284,12 +339,19 @@ async fn batch_body_errors() {
     let api = api();
     for op in ["create", "upsert", "update", "delete", "merge"] {
         let path = format!("/entityOperations/{op}");
-        let r = api.post(&path, &json!({ "id": "urn:a:b", "type": "Car" })).await;
+        let r = api
+            .post(&path, &json!({ "id": "urn:a:b", "type": "Car" }))
+            .await;
         assert_problem(&r, 400, "BadRequestData");
         let r = api.post(&path, &json!([])).await;
         assert_problem(&r, 400, "BadRequestData");
         let r = api
-            .body(reqwest::Method::POST, &path, "application/json", "[{\"id\":")
+            .body(
+                reqwest::Method::POST,
+                &path,
+                "application/json",
+                "[{\"id\":",
+            )
             .await;
         assert_problem(&r, 400, "InvalidRequest");
     }
@@ -360,11 +422,23 @@ async fn batch_of_a_thousand_entities() {
     r.expect(201);
     assert_eq!(r.json().as_array().map(Vec::len), Some(1000));
     let r = api.get("/entities?type=Bulk&count=true&limit=1").await;
-    assert_eq!(r.expect(200).header("NGSILD-Results-Count").as_deref(), Some("1000"));
+    assert_eq!(
+        r.expect(200).header("NGSILD-Results-Count").as_deref(),
+        Some("1000")
+    );
     // The same batch again only updates: 204.
-    api.post("/entityOperations/upsert", &json!(items)).await.expect(204);
-    let ids: Vec<String> = (0..1000).map(|i| format!("urn:ngsi-ld:Bulk:{i:04}")).collect();
-    api.post("/entityOperations/delete", &json!(ids)).await.expect(204);
+    api.post("/entityOperations/upsert", &json!(items))
+        .await
+        .expect(204);
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("urn:ngsi-ld:Bulk:{i:04}"))
+        .collect();
+    api.post("/entityOperations/delete", &json!(ids))
+        .await
+        .expect(204);
     let r = api.get("/entities?type=Bulk&count=true&limit=0").await;
-    assert_eq!(r.expect(200).header("NGSILD-Results-Count").as_deref(), Some("0"));
+    assert_eq!(
+        r.expect(200).header("NGSILD-Results-Count").as_deref(),
+        Some("0")
+    );
 }

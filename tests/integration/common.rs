@@ -233,7 +233,11 @@ fn spawn_watchdog(broker_pid: u32, cleanup_dir: Option<&Path>) -> Option<Child> 
         .arg("calanque-test-watchdog")
         .arg(std::process::id().to_string())
         .arg(broker_pid.to_string())
-        .arg(cleanup_dir.map(|d| d.display().to_string()).unwrap_or_default())
+        .arg(
+            cleanup_dir
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -342,9 +346,15 @@ pub fn assert_problem(resp: &Resp, status: u16, kind: &str) -> Value {
         body["title"].as_str().is_some_and(|t| !t.is_empty()),
         "ProblemDetails needs a title: {body}"
     );
-    assert_eq!(body["status"].as_u64(), Some(status as u64), "status member in {body}");
+    assert_eq!(
+        body["status"].as_u64(),
+        Some(status as u64),
+        "status member in {body}"
+    );
     assert!(
-        body["detail"].as_str().is_some_and(|t| !t.trim().is_empty()),
+        body["detail"]
+            .as_str()
+            .is_some_and(|t| !t.trim().is_empty()),
         "ProblemDetails needs a detail: {body}"
     );
     body
@@ -355,7 +365,11 @@ pub fn assert_problem(resp: &Resp, status: u16, kind: &str) -> Value {
 #[track_caller]
 pub fn assert_problem_any(resp: &Resp, status: u16, kinds: &[&str]) -> Value {
     let body = resp.json();
-    let t = body["type"].as_str().unwrap_or_default().trim_start_matches(ERR_PREFIX).to_string();
+    let t = body["type"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches(ERR_PREFIX)
+        .to_string();
     assert!(
         kinds.contains(&t.as_str()),
         "expected one of {kinds:?}, got status {} body {}",
@@ -373,14 +387,22 @@ pub fn assert_problem_value(v: &Value, kind: &str) {
         Some(format!("{ERR_PREFIX}{kind}").as_str()),
         "wrong error type in {v}"
     );
-    assert!(v["title"].as_str().is_some_and(|t| !t.is_empty()), "title in {v}");
-    assert!(v["detail"].as_str().is_some_and(|t| !t.is_empty()), "detail in {v}");
+    assert!(
+        v["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "title in {v}"
+    );
+    assert!(
+        v["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "detail in {v}"
+    );
 }
 
 /// Checks that a string is an ISO 8601 / RFC 3339 date-time.
 #[track_caller]
 pub fn assert_datetime(v: &Value) {
-    let s = v.as_str().unwrap_or_else(|| panic!("expected a date-time string, got {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a date-time string, got {v}"));
     assert!(
         chrono::DateTime::parse_from_rfc3339(s).is_ok(),
         "'{s}' is not an ISO 8601 date-time"

@@ -29,9 +29,21 @@ async fn link_context_expands_smart_data_model_terms() {
 
     // With the core context only, the names are full IRIs.
     let e = api.entity(&id).await;
-    assert_eq!(e["type"], json!(format!("{SDM_ENV_PREFIX}WaterObserved")), "{e}");
-    assert_eq!(e[format!("{SDM_ENV_PREFIX}flow")]["value"], json!(12), "{e}");
-    assert_eq!(e[format!("{SDM_ENV_PREFIX}height")]["value"], json!(3.52), "{e}");
+    assert_eq!(
+        e["type"],
+        json!(format!("{SDM_ENV_PREFIX}WaterObserved")),
+        "{e}"
+    );
+    assert_eq!(
+        e[format!("{SDM_ENV_PREFIX}flow")]["value"],
+        json!(12),
+        "{e}"
+    );
+    assert_eq!(
+        e[format!("{SDM_ENV_PREFIX}height")]["value"],
+        json!(3.52),
+        "{e}"
+    );
     assert_eq!(
         e[format!("{SDM_ENV_PREFIX}refDevice")]["object"],
         json!("urn:ngsi-ld:Device:T2-NP-018")
@@ -46,7 +58,10 @@ async fn link_context_expands_smart_data_model_terms() {
         .await;
     r.expect(200);
     let l = r.header("link").expect("Link header");
-    assert!(l.contains(SDM_ENVIRONMENT), "the response names the request's context: {l}");
+    assert!(
+        l.contains(SDM_ENVIRONMENT),
+        "the response names the request's context: {l}"
+    );
     assert_eq!(r.json(), water(&id));
 
     // Queries by short type name need the context; by IRI they do not.
@@ -55,13 +70,18 @@ async fn link_context_expands_smart_data_model_terms() {
     let r = api
         .get(&format!(
             "/entities?type={}",
-            url::form_urlencoded::byte_serialize(format!("{SDM_ENV_PREFIX}WaterObserved").as_bytes())
-                .collect::<String>()
+            url::form_urlencoded::byte_serialize(
+                format!("{SDM_ENV_PREFIX}WaterObserved").as_bytes()
+            )
+            .collect::<String>()
         ))
         .await;
     assert_eq!(r.expect(200).json().as_array().map(Vec::len), Some(1));
     let r = api
-        .get_with("/entities?type=WaterObserved", &[("Link", &link(SDM_ENVIRONMENT))])
+        .get_with(
+            "/entities?type=WaterObserved",
+            &[("Link", &link(SDM_ENVIRONMENT))],
+        )
         .await;
     assert_eq!(r.expect(200).json(), json!([water(&id)]));
 }
@@ -85,7 +105,10 @@ async fn attribute_operations_honour_the_link_context() {
     r.expect(204);
     // Without the context, "flow" is another attribute: not found.
     let r = api
-        .patch(&format!("/entities/{id}/attrs/flow"), &json!({ "type": "Property", "value": 14 }))
+        .patch(
+            &format!("/entities/{id}/attrs/flow"),
+            &json!({ "type": "Property", "value": 14 }),
+        )
         .await;
     assert_problem(&r, 404, "ResourceNotFound");
     // DELETE attribute with the context.
@@ -112,7 +135,12 @@ async fn ld_json_body_with_context_is_201() {
     let mut body = water(&id);
     body["@context"] = json!(SDM_ENVIRONMENT);
     let r = api
-        .body(Method::POST, "/entities", "application/ld+json", &body.to_string())
+        .body(
+            Method::POST,
+            "/entities",
+            "application/ld+json",
+            &body.to_string(),
+        )
         .await;
     r.expect(201);
     let e = api.entity(&id).await;
@@ -126,9 +154,14 @@ async fn ld_json_body_with_context_is_201() {
         "type": "Thing",
         "speed": { "type": "Property", "value": 1 }
     });
-    api.body(Method::POST, "/entities", "application/ld+json", &body.to_string())
-        .await
-        .expect(201);
+    api.body(
+        Method::POST,
+        "/entities",
+        "application/ld+json",
+        &body.to_string(),
+    )
+    .await
+    .expect(201);
     let e = api.entity(&id2).await;
     assert_eq!(e["type"], json!("https://example.org/ns#Thing"));
     assert_eq!(e["https://example.org/ns#speed"]["value"], json!(1), "{e}");
@@ -187,19 +220,34 @@ async fn accept_ld_json_puts_context_in_body() {
     let r = api
         .get_with(
             &ent(&id),
-            &[("Accept", "application/ld+json"), ("Link", &link(SDM_ENVIRONMENT))],
+            &[
+                ("Accept", "application/ld+json"),
+                ("Link", &link(SDM_ENVIRONMENT)),
+            ],
         )
         .await;
     r.expect(200);
-    assert!(r.content_type().starts_with("application/ld+json"), "{}", r.content_type());
-    assert!(r.header("link").is_none(), "no Link header with ld+json: {:?}", r.headers);
+    assert!(
+        r.content_type().starts_with("application/ld+json"),
+        "{}",
+        r.content_type()
+    );
+    assert!(
+        r.header("link").is_none(),
+        "no Link header with ld+json: {:?}",
+        r.headers
+    );
     let body = r.json();
-    let ctx = body.get("@context").unwrap_or_else(|| panic!("@context in {body}"));
+    let ctx = body
+        .get("@context")
+        .unwrap_or_else(|| panic!("@context in {body}"));
     assert!(ctx.to_string().contains(SDM_ENVIRONMENT), "{ctx}");
     assert_eq!(body["flow"]["value"], json!(12));
 
     // Default context: the core context.
-    let r = api.get_with(&ent(&id), &[("Accept", "application/ld+json")]).await;
+    let r = api
+        .get_with(&ent(&id), &[("Accept", "application/ld+json")])
+        .await;
     r.expect(200);
     assert!(r.json()["@context"].to_string().contains(CORE_CONTEXT));
 
@@ -207,13 +255,19 @@ async fn accept_ld_json_puts_context_in_body() {
     let r = api
         .get_with(
             "/entities?type=WaterObserved",
-            &[("Accept", "application/ld+json"), ("Link", &link(SDM_ENVIRONMENT))],
+            &[
+                ("Accept", "application/ld+json"),
+                ("Link", &link(SDM_ENVIRONMENT)),
+            ],
         )
         .await;
     r.expect(200);
     assert!(r.header("link").is_none());
     for e in r.json().as_array().expect("array") {
-        assert!(e.get("@context").is_some(), "every entity carries @context: {e}");
+        assert!(
+            e.get("@context").is_some(),
+            "every entity carries @context: {e}"
+        );
     }
 }
 
@@ -226,14 +280,23 @@ async fn accept_json_gives_link_header() {
         let r = api.get_with(&ent(&id), &[("Accept", accept)]).await;
         r.expect(200);
         assert!(r.content_type().starts_with("application/json"), "{accept}");
-        assert!(r.header("link").is_some_and(|l| l.contains(JSONLD_REL)), "{accept}");
+        assert!(
+            r.header("link").is_some_and(|l| l.contains(JSONLD_REL)),
+            "{accept}"
+        );
         assert!(r.json().get("@context").is_none(), "{accept}");
     }
     // q-values choose.
     let r = api
-        .get_with(&ent(&id), &[("Accept", "application/json;q=0.5, application/ld+json")])
+        .get_with(
+            &ent(&id),
+            &[("Accept", "application/json;q=0.5, application/ld+json")],
+        )
         .await;
-    assert!(r.expect(200).content_type().starts_with("application/ld+json"));
+    assert!(r
+        .expect(200)
+        .content_type()
+        .starts_with("application/ld+json"));
 }
 
 #[tokio::test]
@@ -254,7 +317,12 @@ async fn unsupported_content_type_is_415() {
     let api = api();
     let id = uid("WaterObserved");
     let r = api
-        .body(Method::POST, "/entities", "text/plain", &water(&id).to_string())
+        .body(
+            Method::POST,
+            "/entities",
+            "text/plain",
+            &water(&id).to_string(),
+        )
         .await;
     assert_problem(&r, 415, "UnsupportedMediaType");
     api.create(&water(&id)).await;
@@ -269,7 +337,10 @@ async fn unsupported_content_type_is_415() {
     assert_problem(&r, 415, "UnsupportedMediaType");
     // No Content-Type at all.
     let r = api
-        .send(api.req(Method::POST, "/entities").body(water(&uid("W")).to_string()))
+        .send(
+            api.req(Method::POST, "/entities")
+                .body(water(&uid("W")).to_string()),
+        )
         .await;
     assert_problem(&r, 415, "UnsupportedMediaType");
     let r = api
@@ -284,7 +355,12 @@ async fn unreachable_remote_context_is_503_quickly() {
     let dead = "http://127.0.0.1:9/none.jsonld";
     let start = Instant::now();
     let r = api
-        .json_linked(Method::POST, "/entities", &water(&uid("WaterObserved")), dead)
+        .json_linked(
+            Method::POST,
+            "/entities",
+            &water(&uid("WaterObserved")),
+            dead,
+        )
         .await;
     assert_ld_context_not_available(&r);
     assert!(
@@ -295,7 +371,12 @@ async fn unreachable_remote_context_is_503_quickly() {
     // Also in a body context.
     let body = json!({ "@context": dead, "id": uid("W"), "type": "W" });
     let r = api
-        .body(Method::POST, "/entities", "application/ld+json", &body.to_string())
+        .body(
+            Method::POST,
+            "/entities",
+            "application/ld+json",
+            &body.to_string(),
+        )
         .await;
     assert_ld_context_not_available(&r);
     // And on reads.
@@ -311,7 +392,13 @@ async fn malformed_link_headers_are_400() {
     let id = uid("W");
     api.create(&json!({ "id": id, "type": "W" })).await;
     let r = api
-        .get_with(&ent(&id), &[("Link", "<not a url>; rel=\"http://www.w3.org/ns/json-ld#context\"")])
+        .get_with(
+            &ent(&id),
+            &[(
+                "Link",
+                "<not a url>; rel=\"http://www.w3.org/ns/json-ld#context\"",
+            )],
+        )
         .await;
     assert_problem(&r, 400, "BadRequestData");
     let two = format!("{}, {}", link(SDM_ENVIRONMENT), link(CORE_CONTEXT));
@@ -324,7 +411,12 @@ async fn inline_context_that_is_not_json_ld_is_400() {
     let api = api();
     let body = json!({ "@context": 42, "id": uid("W"), "type": "W" });
     let r = api
-        .body(Method::POST, "/entities", "application/ld+json", &body.to_string())
+        .body(
+            Method::POST,
+            "/entities",
+            "application/ld+json",
+            &body.to_string(),
+        )
         .await;
     assert_problem_any(&r, 400, &["BadRequestData", "InvalidRequest"]);
 }

@@ -26,11 +26,18 @@ async fn create_returns_201_with_location_and_reads_back_normalized() {
     assert_eq!(loc, format!("/ngsi-ld/v1/entities/{id}"));
 
     // The Location is usable as is.
-    let got = api.send(api.raw(Method::GET, &format!("{}{loc}", api.base_url))).await;
+    let got = api
+        .send(api.raw(Method::GET, &format!("{}{loc}", api.base_url)))
+        .await;
     got.expect(200);
     assert!(got.content_type().starts_with("application/json"));
-    let link_header = got.header("link").expect("application/json responses carry a Link");
-    assert!(link_header.contains(CORE_CONTEXT), "core context in Link: {link_header}");
+    let link_header = got
+        .header("link")
+        .expect("application/json responses carry a Link");
+    assert!(
+        link_header.contains(CORE_CONTEXT),
+        "core context in Link: {link_header}"
+    );
     assert!(link_header.contains(JSONLD_REL));
 
     let body = got.json();
@@ -72,7 +79,9 @@ async fn retrieve_with_type_filter() {
     let api = api();
     let id = uid("Vehicle");
     api.create(&vehicle(&id)).await;
-    api.get(&format!("{}?type=Vehicle", ent(&id))).await.expect(200);
+    api.get(&format!("{}?type=Vehicle", ent(&id)))
+        .await
+        .expect(200);
     let r = api.get(&format!("{}?type=Building", ent(&id))).await;
     assert_problem(&r, 404, "ResourceNotFound");
 }
@@ -106,9 +115,15 @@ async fn replace_entity_with_put() {
 
     let after = api.entity_q(&id, "?options=sysAttrs").await;
     assert_eq!(after["color"]["value"], json!("red"));
-    assert!(after.get("speed").is_none(), "PUT replaces: old attributes are gone: {after}");
+    assert!(
+        after.get("speed").is_none(),
+        "PUT replaces: old attributes are gone: {after}"
+    );
     assert!(after.get("isParked").is_none());
-    assert_eq!(after["createdAt"], before["createdAt"], "createdAt survives a replace");
+    assert_eq!(
+        after["createdAt"], before["createdAt"],
+        "createdAt survives a replace"
+    );
     assert_datetime(&after["modifiedAt"]);
     assert!(
         after["modifiedAt"].as_str() >= before["modifiedAt"].as_str(),
@@ -128,7 +143,10 @@ async fn replace_entity_errors() {
     assert_problem(&r, 404, "ResourceNotFound");
     // Id in the body differs from the path.
     let r = api
-        .put(&ent(&id), &json!({ "id": uid("Vehicle"), "type": "Vehicle", "a": 1 }))
+        .put(
+            &ent(&id),
+            &json!({ "id": uid("Vehicle"), "type": "Vehicle", "a": 1 }),
+        )
         .await;
     assert_problem(&r, 400, "BadRequestData");
     // Nothing changed.
@@ -159,8 +177,14 @@ async fn merge_entity_with_patch() {
         "merge keeps members of the attribute it did not mention: {e}"
     );
     assert_eq!(e["color"]["value"], json!("blue"));
-    assert!(e.get("brand").is_none(), "urn:ngsi-ld:null deletes the attribute: {e}");
-    assert_eq!(e["isParked"]["object"], json!("urn:ngsi-ld:OffStreetParking:Downtown1"));
+    assert!(
+        e.get("brand").is_none(),
+        "urn:ngsi-ld:null deletes the attribute: {e}"
+    );
+    assert_eq!(
+        e["isParked"]["object"],
+        json!("urn:ngsi-ld:OffStreetParking:Downtown1")
+    );
 }
 
 #[tokio::test]
@@ -202,11 +226,19 @@ async fn multi_typed_entity() {
     for t in ["Vehicle", "Asset"] {
         let r = api.get(&format!("/entities?type={t}")).await;
         r.expect(200);
-        let ids: Vec<Value> = r.json().as_array().expect("array").iter().map(|e| e["id"].clone()).collect();
+        let ids: Vec<Value> = r
+            .json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect();
         assert_eq!(ids, vec![json!(id)], "query by type {t}");
     }
     // Merging adds a type.
-    api.patch(&ent(&id), &json!({ "type": "Robot" })).await.expect(204);
+    api.patch(&ent(&id), &json!({ "type": "Robot" }))
+        .await
+        .expect(204);
     let e = api.entity(&id).await;
     assert_eq!(e["type"].as_array().map(Vec::len), Some(3), "{e}");
 }
@@ -225,7 +257,10 @@ async fn scope_is_stored_and_returned() {
     let e = api.entity(&id).await;
     assert_eq!(e["scope"], json!(["/Nice/Airport", "/Fleet"]));
     let r = api
-        .post("/entities", &json!({ "id": uid("V"), "type": "V", "scope": "no-slash" }))
+        .post(
+            "/entities",
+            &json!({ "id": uid("V"), "type": "V", "scope": "no-slash" }),
+        )
         .await;
     assert_problem(&r, 400, "BadRequestData");
 }
@@ -251,10 +286,19 @@ async fn concise_input_reads_back_normalized() {
     }))
     .await;
     let e = api.entity(&id).await;
-    assert_eq!(e["temperature"], json!({ "type": "Property", "value": 21.5 }));
-    assert_eq!(e["name"], json!({ "type": "Property", "value": "Var river" }));
+    assert_eq!(
+        e["temperature"],
+        json!({ "type": "Property", "value": 21.5 })
+    );
+    assert_eq!(
+        e["name"],
+        json!({ "type": "Property", "value": "Var river" })
+    );
     assert_eq!(e["isOk"], json!({ "type": "Property", "value": true }));
-    assert_eq!(e["measures"], json!({ "type": "Property", "value": [1, 2, 3] }));
+    assert_eq!(
+        e["measures"],
+        json!({ "type": "Property", "value": [1, 2, 3] })
+    );
     assert_eq!(
         e["details"],
         json!({ "type": "Property", "value": { "depth": 3, "unit": "m" } })
@@ -275,7 +319,10 @@ async fn concise_input_reads_back_normalized() {
         e["label"],
         json!({ "type": "LanguageProperty", "languageMap": { "en": "river", "fr": "rivière" } })
     );
-    assert_eq!(e["category"], json!({ "type": "VocabProperty", "vocab": "Simple" }));
+    assert_eq!(
+        e["category"],
+        json!({ "type": "VocabProperty", "vocab": "Simple" })
+    );
     assert_eq!(
         e["config"],
         json!({ "type": "JsonProperty", "json": { "a": [1, { "b": null }] } })
@@ -285,8 +332,12 @@ async fn concise_input_reads_back_normalized() {
 #[tokio::test]
 async fn entity_ids_with_url_form_and_reserved_characters() {
     let api = api();
-    let id = format!("http://example.org/things/{}", uuid::Uuid::new_v4().simple());
-    api.create(&json!({ "id": id, "type": "Thing", "n": 1 })).await;
+    let id = format!(
+        "http://example.org/things/{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    api.create(&json!({ "id": id, "type": "Thing", "n": 1 }))
+        .await;
     let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
     let e = api.entity(&encoded).await;
     assert_eq!(e["id"], json!(id));
@@ -306,8 +357,20 @@ async fn system_attributes_sent_by_clients_are_ignored() {
     .await;
     let e = api.entity_q(&id, "?options=sysAttrs").await;
     assert_ne!(e["createdAt"], json!("1999-01-01T00:00:00Z"));
-    assert!(!e["createdAt"].as_str().unwrap_or("1999").starts_with("1999"), "{e}");
-    assert!(!e["speed"]["createdAt"].as_str().unwrap_or("1999").starts_with("1999"), "{e}");
+    assert!(
+        !e["createdAt"]
+            .as_str()
+            .unwrap_or("1999")
+            .starts_with("1999"),
+        "{e}"
+    );
+    assert!(
+        !e["speed"]["createdAt"]
+            .as_str()
+            .unwrap_or("1999")
+            .starts_with("1999"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -392,5 +455,9 @@ async fn core_context_terms_expand_to_the_default_vocabulary() {
     let r = api.get(&format!("/entities?type={q}")).await;
     let v = r.expect(200).json();
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
-    assert_eq!(v[0]["type"], json!("Vehicle"), "compacted back with the core context");
+    assert_eq!(
+        v[0]["type"],
+        json!("Vehicle"),
+        "compacted back with the core context"
+    );
 }

@@ -20,14 +20,38 @@ fn bad_entities(id: &str) -> Vec<(&'static str, Value, &'static str)> {
     vec![
         ("not an object", json!([good(id)]), "BadRequestData"),
         ("a string", json!("entity"), "BadRequestData"),
-        ("id not a URI", json!({ "id": "not a uri", "type": "T" }), "BadRequestData"),
-        ("id without scheme", json!({ "id": "plainword", "type": "T" }), "BadRequestData"),
-        ("id not a string", json!({ "id": 42, "type": "T" }), "BadRequestData"),
+        (
+            "id not a URI",
+            json!({ "id": "not a uri", "type": "T" }),
+            "BadRequestData",
+        ),
+        (
+            "id without scheme",
+            json!({ "id": "plainword", "type": "T" }),
+            "BadRequestData",
+        ),
+        (
+            "id not a string",
+            json!({ "id": 42, "type": "T" }),
+            "BadRequestData",
+        ),
         ("missing id", json!({ "type": "T" }), "BadRequestData"),
         ("missing type", json!({ "id": id }), "BadRequestData"),
-        ("type not a string", json!({ "id": id, "type": 3 }), "BadRequestData"),
-        ("empty type array", json!({ "id": id, "type": [] }), "BadRequestData"),
-        ("forbidden char in type", json!({ "id": id, "type": "Se(nsor" }), "BadRequestData"),
+        (
+            "type not a string",
+            json!({ "id": id, "type": 3 }),
+            "BadRequestData",
+        ),
+        (
+            "empty type array",
+            json!({ "id": id, "type": [] }),
+            "BadRequestData",
+        ),
+        (
+            "forbidden char in type",
+            json!({ "id": id, "type": "Se(nsor" }),
+            "BadRequestData",
+        ),
         (
             "forbidden char in attribute name",
             json!({ "id": id, "type": "T", "a(b": { "type": "Property", "value": 1 } }),
@@ -160,7 +184,12 @@ async fn invalid_entities_are_refused_on_create() {
     api.create(&good(&uid("Sensor"))).await;
     for (what, body, kind) in bad_entities(&uid("Sensor")) {
         let r = api.post("/entities", &body).await;
-        assert!(r.status != 500 && r.status >= 400 && r.status < 500, "{what}: {} {}", r.status, r.text);
+        assert!(
+            r.status != 500 && r.status >= 400 && r.status < 500,
+            "{what}: {} {}",
+            r.status,
+            r.text
+        );
         let got = r.json();
         assert_eq!(
             got["type"].as_str(),
@@ -185,15 +214,24 @@ async fn malformed_json_is_400_invalid_request() {
     api.create(&good(&id)).await;
     let before = api.entity(&id).await;
     for text in ["{", "{\"id\": \"urn:a:b\",}", "nul", "\u{0}", "[1, 2"] {
-        let r = api.body(Method::POST, "/entities", "application/json", text).await;
+        let r = api
+            .body(Method::POST, "/entities", "application/json", text)
+            .await;
         assert_problem(&r, 400, "InvalidRequest");
         let r = api
-            .body(Method::PATCH, &format!("/entities/{id}/attrs"), "application/json", text)
+            .body(
+                Method::PATCH,
+                &format!("/entities/{id}/attrs"),
+                "application/json",
+                text,
+            )
             .await;
         assert_problem(&r, 400, "InvalidRequest");
     }
     // Empty body.
-    let r = api.body(Method::POST, "/entities", "application/json", "").await;
+    let r = api
+        .body(Method::POST, "/entities", "application/json", "")
+        .await;
     assert!(r.status == 400, "empty body: {} {}", r.status, r.text);
     assert_problem_any(&r, 400, &["InvalidRequest", "BadRequestData"]);
     // Invalid UTF-8.
@@ -262,7 +300,10 @@ async fn bad_updates_do_not_damage_the_entity() {
         assert_problem(&r, 400, "BadRequestData");
     }
     let after = api.entity_q(&id, "?options=sysAttrs").await;
-    assert_eq!(after, before, "a refused request must not change the entity");
+    assert_eq!(
+        after, before,
+        "a refused request must not change the entity"
+    );
 }
 
 #[tokio::test]
@@ -284,7 +325,11 @@ async fn unknown_query_parameters_are_400() {
         .await;
     assert_problem_any(&r, 400, UNKNOWN_PARAM);
     let r = api
-        .json(Method::POST, "/entityOperations/create?foo=bar", &json!([good(&uid("Sensor"))]))
+        .json(
+            Method::POST,
+            "/entityOperations/create?foo=bar",
+            &json!([good(&uid("Sensor"))]),
+        )
         .await;
     assert_problem_any(&r, 400, UNKNOWN_PARAM);
     // Repeated parameter.
@@ -313,12 +358,27 @@ async fn invalid_ids_in_paths_are_400() {
         "/entities/plainword/attrs/temperature",
     ] {
         let r = api.get(path).await;
-        assert!(r.status == 400 || r.status == 405, "{path}: {} {}", r.status, r.text);
-        assert_problem(&r, r.status, if r.status == 400 { "BadRequestData" } else { "MethodNotAllowed" });
+        assert!(
+            r.status == 400 || r.status == 405,
+            "{path}: {} {}",
+            r.status,
+            r.text
+        );
+        assert_problem(
+            &r,
+            r.status,
+            if r.status == 400 {
+                "BadRequestData"
+            } else {
+                "MethodNotAllowed"
+            },
+        );
     }
     let r = api.delete("/entities/plainword").await;
     assert_problem(&r, 400, "BadRequestData");
-    let r = api.patch("/entities/plainword/attrs", &json!({ "a": 1 })).await;
+    let r = api
+        .patch("/entities/plainword/attrs", &json!({ "a": 1 }))
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     let r = api.delete("/entities/urn:a:b/attrs/a(b").await;
     assert_problem(&r, 400, "BadRequestData");
@@ -332,8 +392,15 @@ async fn unknown_routes_and_methods() {
     let r = api.send(api.req(Method::PUT, "/entities")).await;
     assert_eq!(r.status, 405, "{}", r.text);
     let r = api.get("/entityOperations/create").await;
-    assert!(r.status == 404 || r.status == 405, "{} {}", r.status, r.text);
-    assert!(r.json()["type"].as_str().is_some_and(|t| t.starts_with(ERR_PREFIX)));
+    assert!(
+        r.status == 404 || r.status == 405,
+        "{} {}",
+        r.status,
+        r.text
+    );
+    assert!(r.json()["type"]
+        .as_str()
+        .is_some_and(|t| t.starts_with(ERR_PREFIX)));
 }
 
 #[tokio::test]
@@ -351,12 +418,13 @@ async fn body_over_the_size_cap_is_413() {
     let r = api.post("/entities", &big).await;
     assert_problem(&r, 413, "PayloadTooLarge");
     let r = api
-        .post(&format!("/entities/{id}/attrs"), &json!({ "blob": "x".repeat(5000) }))
+        .post(
+            &format!("/entities/{id}/attrs"),
+            &json!({ "blob": "x".repeat(5000) }),
+        )
         .await;
     assert_problem(&r, 413, "PayloadTooLarge");
-    let r = api
-        .post("/entityOperations/upsert", &json!([big]))
-        .await;
+    let r = api.post("/entityOperations/upsert", &json!([big])).await;
     assert_problem(&r, 413, "PayloadTooLarge");
     // Just under the cap is fine.
     let fits = json!({ "id": uid("Sensor"), "type": "Sensor", "blob": "x".repeat(3000) });
@@ -371,10 +439,22 @@ async fn invalid_geojson_geometries_are_400() {
     let api = api();
     api.create(&good(&uid("Sensor"))).await;
     let cases = [
-        ("longitude 200", json!({ "type": "Point", "coordinates": [200, 0] })),
-        ("Point with one number", json!({ "type": "Point", "coordinates": [1] })),
-        ("Point with strings", json!({ "type": "Point", "coordinates": ["1", "2"] })),
-        ("LineString with one position", json!({ "type": "LineString", "coordinates": [[0, 0]] })),
+        (
+            "longitude 200",
+            json!({ "type": "Point", "coordinates": [200, 0] }),
+        ),
+        (
+            "Point with one number",
+            json!({ "type": "Point", "coordinates": [1] }),
+        ),
+        (
+            "Point with strings",
+            json!({ "type": "Point", "coordinates": ["1", "2"] }),
+        ),
+        (
+            "LineString with one position",
+            json!({ "type": "LineString", "coordinates": [[0, 0]] }),
+        ),
         (
             "Polygon ring not closed",
             json!({ "type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]] }),
@@ -401,7 +481,10 @@ async fn invalid_geojson_geometries_are_400() {
             accepted.push(format!("{what}: {} {}", r.status, r.text));
         }
     }
-    assert!(accepted.is_empty(), "invalid geometries not refused with 400: {accepted:#?}");
+    assert!(
+        accepted.is_empty(),
+        "invalid geometries not refused with 400: {accepted:#?}"
+    );
 }
 
 #[tokio::test]
@@ -409,7 +492,9 @@ async fn accept_geo_json_is_geo_json_or_406() {
     let api = api();
     let id = uid("Place");
     api.create(&good(&id)).await;
-    let r = api.get_with(&ent(&id), &[("Accept", "application/geo+json")]).await;
+    let r = api
+        .get_with(&ent(&id), &[("Accept", "application/geo+json")])
+        .await;
     if r.status == 406 {
         assert_problem(&r, 406, "NotAcceptable");
     } else {
@@ -422,6 +507,9 @@ async fn accept_geo_json_is_geo_json_or_406() {
         let body = r.json();
         assert_eq!(body["type"], json!("Feature"), "{body}");
         assert_eq!(body["id"], json!(id));
-        assert_eq!(body["geometry"], json!({ "type": "Point", "coordinates": [7.2, 43.7] }));
+        assert_eq!(
+            body["geometry"],
+            json!({ "type": "Point", "coordinates": [7.2, 43.7] })
+        );
     }
 }

@@ -22,7 +22,8 @@ fn unique_context() -> (Value, String) {
 async fn add(api: &Api, doc: &Value) -> String {
     let r = api.post("/jsonldContexts", doc).await;
     r.expect(201);
-    r.header("location").expect("Location of the hosted context")
+    r.header("location")
+        .expect("Location of the hosted context")
 }
 
 fn absolute(api: &Api, location: &str) -> String {
@@ -47,14 +48,21 @@ async fn hosted_context_lifecycle() {
     // Served back as JSON-LD.
     let r = api.send(api.raw(Method::GET, &url)).await;
     r.expect(200);
-    assert!(r.content_type().starts_with("application/ld+json"), "{}", r.content_type());
+    assert!(
+        r.content_type().starts_with("application/ld+json"),
+        "{}",
+        r.content_type()
+    );
     assert_eq!(r.json(), doc);
 
     // Listed, plain and with details.
     let r = api.get("/jsonldContexts").await;
     let list = r.expect(200).json();
     assert!(
-        list.as_array().expect("array").iter().any(|u| u.as_str() == Some(url.as_str())),
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|u| u.as_str() == Some(url.as_str())),
         "{url} in {list}"
     );
     let r = api.get("/jsonldContexts?details=true&kind=Hosted").await;
@@ -65,12 +73,19 @@ async fn hosted_context_lifecycle() {
         .iter()
         .find(|i| i["URL"].as_str() == Some(url.as_str()))
         .unwrap_or_else(|| panic!("{url} in {list}"));
-    assert!(mine["localId"].as_str().is_some_and(|s| !s.is_empty()), "{mine}");
+    assert!(
+        mine["localId"].as_str().is_some_and(|s| !s.is_empty()),
+        "{mine}"
+    );
     assert_datetime(&mine["createdAt"]);
     let r = api.get("/jsonldContexts?kind=Cached").await;
     let cached = r.expect(200).json();
     assert!(
-        !cached.as_array().expect("array").iter().any(|u| u.as_str() == Some(url.as_str())),
+        !cached
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|u| u.as_str() == Some(url.as_str())),
         "a hosted context is not listed as Cached"
     );
 
@@ -101,10 +116,22 @@ async fn hosted_context_lifecycle() {
     // Delete: 204, then gone.
     let r = api.send(api.raw(Method::DELETE, &url)).await;
     r.expect(204);
-    assert_problem(&api.send(api.raw(Method::GET, &url)).await, 404, "ResourceNotFound");
-    assert_problem(&api.send(api.raw(Method::DELETE, &url)).await, 404, "ResourceNotFound");
+    assert_problem(
+        &api.send(api.raw(Method::GET, &url)).await,
+        404,
+        "ResourceNotFound",
+    );
+    assert_problem(
+        &api.send(api.raw(Method::DELETE, &url)).await,
+        404,
+        "ResourceNotFound",
+    );
     let list = api.get("/jsonldContexts").await.expect(200).json();
-    assert!(!list.as_array().expect("array").iter().any(|u| u.as_str() == Some(url.as_str())));
+    assert!(!list
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|u| u.as_str() == Some(url.as_str())));
 }
 
 #[tokio::test]
@@ -112,7 +139,9 @@ async fn details_of_one_context() {
     let api = api();
     let (doc, _) = unique_context();
     let url = absolute(&api, &add(&api, &doc).await);
-    let r = api.send(api.raw(Method::GET, &format!("{url}?details=true"))).await;
+    let r = api
+        .send(api.raw(Method::GET, &format!("{url}?details=true")))
+        .await;
     let d = r.expect(200).json();
     assert_eq!(d["URL"], json!(url));
     assert_eq!(d["kind"], json!("Hosted"));
@@ -123,11 +152,24 @@ async fn core_context_is_listed_and_served() {
     let api = api();
     let list = api.get("/jsonldContexts").await.expect(200).json();
     assert!(
-        list.as_array().expect("array").iter().any(|u| u.as_str() == Some(CORE_CONTEXT)),
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|u| u.as_str() == Some(CORE_CONTEXT)),
         "{list}"
     );
-    let r = api.delete(&format!("/jsonldContexts/{}", "urn:ngsi-ld:jsonldContext:core")).await;
-    assert!(r.status == 400 || r.status == 403 || r.status == 422, "the core context cannot be deleted: {} {}", r.status, r.text);
+    let r = api
+        .delete(&format!(
+            "/jsonldContexts/{}",
+            "urn:ngsi-ld:jsonldContext:core"
+        ))
+        .await;
+    assert!(
+        r.status == 400 || r.status == 403 || r.status == 422,
+        "the core context cannot be deleted: {} {}",
+        r.status,
+        r.text
+    );
 }
 
 #[tokio::test]
@@ -137,20 +179,34 @@ async fn add_context_errors() {
     let r = api.post("/jsonldContexts", &json!({ "foo": "bar" })).await;
     assert_problem_any(&r, 400, BAD_BODY);
     // Not an object.
-    let r = api.post("/jsonldContexts", &json!(["https://example.org/ctx.jsonld"])).await;
+    let r = api
+        .post(
+            "/jsonldContexts",
+            &json!(["https://example.org/ctx.jsonld"]),
+        )
+        .await;
     assert_problem_any(&r, 400, BAD_BODY);
     // @context of the wrong shape.
-    let r = api.post("/jsonldContexts", &json!({ "@context": 42 })).await;
+    let r = api
+        .post("/jsonldContexts", &json!({ "@context": 42 }))
+        .await;
     assert_problem_any(&r, 400, BAD_BODY);
     // Malformed JSON.
     let r = api
-        .body(Method::POST, "/jsonldContexts", "application/json", "{\"@context\": ")
+        .body(
+            Method::POST,
+            "/jsonldContexts",
+            "application/json",
+            "{\"@context\": ",
+        )
         .await;
     assert_problem(&r, 400, "InvalidRequest");
     // Unknown kind filter.
     assert_problem_any(&api.get("/jsonldContexts?kind=Weird").await, 400, BAD_BODY);
     // Unknown id.
-    let r = api.get("/jsonldContexts/urn:ngsi-ld:jsonldContext:doesnotexist").await;
+    let r = api
+        .get("/jsonldContexts/urn:ngsi-ld:jsonldContext:doesnotexist")
+        .await;
     assert_problem(&r, 404, "ResourceNotFound");
     let r = api.delete("/jsonldContexts/doesnotexist").await;
     assert_problem(&r, 404, "ResourceNotFound");

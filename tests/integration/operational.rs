@@ -10,11 +10,19 @@ use crate::common::*;
 async fn health_and_version() {
     let s = shared();
     let c = client();
-    let r = c.get(format!("{}/health", s.base_url)).send().await.expect("GET /health");
+    let r = c
+        .get(format!("{}/health", s.base_url))
+        .send()
+        .await
+        .expect("GET /health");
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["status"], json!("ok"));
-    let r = c.get(format!("{}/version", s.base_url)).send().await.expect("GET /version");
+    let r = c
+        .get(format!("{}/version", s.base_url))
+        .send()
+        .await
+        .expect("GET /version");
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["version"], json!(env!("CARGO_PKG_VERSION")));

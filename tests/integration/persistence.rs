@@ -49,12 +49,18 @@ async fn everything_written_survives_kill_9_and_restart() {
     )
     .await
     .expect(201);
-    api.patch(&format!("/entities/{}/attrs", ids[1]), &json!({ "speed": 10 }))
-        .await
-        .expect(204);
-    api.post(&format!("/entities/{}/attrs", ids[2]), &json!({ "color": "red" }))
-        .await
-        .expect(204);
+    api.patch(
+        &format!("/entities/{}/attrs", ids[1]),
+        &json!({ "speed": 10 }),
+    )
+    .await
+    .expect(204);
+    api.post(
+        &format!("/entities/{}/attrs", ids[2]),
+        &json!({ "color": "red" }),
+    )
+    .await
+    .expect(204);
     api.delete(&ent(&ids[3])).await.expect(204);
     api.create(&json!({ "id": ids[4], "type": "Bike", "scope": "/a/b", "gears": 21 }))
         .await;
@@ -63,7 +69,10 @@ async fn everything_written_survives_kill_9_and_restart() {
         .await;
     // A hosted context.
     let r = api
-        .post("/jsonldContexts", &json!({ "@context": { "Boat": "https://example.org/Boat" } }))
+        .post(
+            "/jsonldContexts",
+            &json!({ "@context": { "Boat": "https://example.org/Boat" } }),
+        )
         .await;
     r.expect(201);
     let ctx_path = r
@@ -100,17 +109,29 @@ async fn everything_written_survives_kill_9_and_restart() {
     assert_eq!(api.entity(&ids[1]).await["speed"]["value"], json!(10));
     assert_eq!(api.entity(&ids[2]).await["color"]["value"], json!("red"));
     assert_problem(&api.get(&ent(&ids[3])).await, 404, "ResourceNotFound");
-    assert_eq!(default.entity_q(&ids[0], "?options=sysAttrs").await, before_default);
+    assert_eq!(
+        default.entity_q(&ids[0], "?options=sysAttrs").await,
+        before_default
+    );
     let cars = api.get("/entities?type=Car&count=true").await;
-    assert_eq!(cars.expect(200).header("NGSILD-Results-Count").as_deref(), Some("2"));
+    assert_eq!(
+        cars.expect(200).header("NGSILD-Results-Count").as_deref(),
+        Some("2")
+    );
     // Indexes survive too: query by the expanded type and by attribute.
     let r = api
-        .get_with("/entities?type=WaterObserved", &[("Link", &link(SDM_ENVIRONMENT))])
+        .get_with(
+            "/entities?type=WaterObserved",
+            &[("Link", &link(SDM_ENVIRONMENT))],
+        )
         .await;
     assert_eq!(r.expect(200).json().as_array().map(Vec::len), Some(1));
     // The hosted context survives and is still served.
     let r = api.get(&ctx_path).await;
-    assert_eq!(r.expect(200).json(), json!({ "@context": { "Boat": "https://example.org/Boat" } }));
+    assert_eq!(
+        r.expect(200).json(),
+        json!({ "@context": { "Boat": "https://example.org/Boat" } })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,9 +195,17 @@ async fn acknowledged_concurrent_creates_survive_kill_9() {
     let api = Api::new(&server.base_url, tenant);
     for id in &acked {
         let r = api.get(&ent(id)).await;
-        assert_eq!(r.status, 200, "acknowledged {id} lost after kill -9: {}", r.text);
+        assert_eq!(
+            r.status, 200,
+            "acknowledged {id} lost after kill -9: {}",
+            r.text
+        );
         let e = r.json();
-        let i: usize = id.rsplit(':').next().and_then(|n| n.parse().ok()).expect("index");
+        let i: usize = id
+            .rsplit(':')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("index");
         assert_eq!(e["n"]["value"], json!(i), "{id} is complete");
         assert_eq!(e["payload"]["value"].as_str().map(str::len), Some(200));
     }
@@ -186,14 +215,26 @@ async fn acknowledged_concurrent_creates_survive_kill_9() {
         .header("NGSILD-Results-Count")
         .and_then(|c| c.parse().ok())
         .expect("count header");
-    assert!(count >= acked.len() && count <= N, "count {count}, acked {}", acked.len());
+    assert!(
+        count >= acked.len() && count <= N,
+        "count {count}, acked {}",
+        acked.len()
+    );
     // Everything that is there is whole.
-    let all = api.get("/entities?type=Load&limit=1000").await.expect(200).json();
+    let all = api
+        .get("/entities?type=Load&limit=1000")
+        .await
+        .expect(200)
+        .json();
     for e in all.as_array().expect("array") {
-        assert!(e["n"]["value"].is_number() && e["payload"]["value"].is_string(), "{e}");
+        assert!(
+            e["n"]["value"].is_number() && e["payload"]["value"].is_string(),
+            "{e}"
+        );
     }
     // The broker takes writes again.
-    api.create(&json!({ "id": uid("Load"), "type": "Load" })).await;
+    api.create(&json!({ "id": uid("Load"), "type": "Load" }))
+        .await;
 }
 
 #[tokio::test]
@@ -204,10 +245,13 @@ async fn writes_after_a_restart_survive_the_next_kill_9() {
     let api = server.api();
     let tenant = api.tenant.clone();
     let id = uid("Thing");
-    api.create(&json!({ "id": id, "type": "Thing", "v": 1 })).await;
+    api.create(&json!({ "id": id, "type": "Thing", "v": 1 }))
+        .await;
     server.restart();
     let api = Api::new(&server.base_url, tenant.clone());
-    api.patch(&format!("/entities/{id}/attrs"), &json!({ "v": 2 })).await.expect(204);
+    api.patch(&format!("/entities/{id}/attrs"), &json!({ "v": 2 }))
+        .await
+        .expect(204);
     server.restart();
     let api = Api::new(&server.base_url, tenant);
     assert_eq!(api.entity(&id).await["v"]["value"], json!(2));

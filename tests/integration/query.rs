@@ -20,12 +20,16 @@ async fn fleet(api: &Api) -> (Vec<String>, Vec<String>) {
     let mut cars: Vec<String> = (0..5).map(|i| format!("urn:ngsi-ld:Car:{i:03}")).collect();
     let mut bikes: Vec<String> = (0..3).map(|i| format!("urn:ngsi-ld:Bike:{i:03}")).collect();
     for c in &cars {
-        api.create(&json!({ "id": c, "type": "Car", "speed": { "type": "Property", "value": 50 } }))
-            .await;
+        api.create(
+            &json!({ "id": c, "type": "Car", "speed": { "type": "Property", "value": 50 } }),
+        )
+        .await;
     }
     for b in &bikes {
-        api.create(&json!({ "id": b, "type": "Bike", "gears": { "type": "Property", "value": 21 } }))
-            .await;
+        api.create(
+            &json!({ "id": b, "type": "Bike", "gears": { "type": "Property", "value": 21 } }),
+        )
+        .await;
     }
     cars.sort();
     bikes.sort();
@@ -53,7 +57,9 @@ async fn query_by_type() {
 async fn query_by_id_and_id_pattern() {
     let api = api();
     let (cars, bikes) = fleet(&api).await;
-    let r = api.get(&format!("/entities?id={},{}", cars[0], bikes[1])).await;
+    let r = api
+        .get(&format!("/entities?id={},{}", cars[0], bikes[1]))
+        .await;
     let mut want = vec![cars[0].clone(), bikes[1].clone()];
     want.sort();
     assert_eq!(ids_of(&r.expect(200).json()), want);
@@ -83,11 +89,19 @@ async fn query_by_attrs() {
 async fn query_key_values_and_concise() {
     let api = api();
     fleet(&api).await;
-    let v = api.get("/entities?type=Bike&options=keyValues").await.expect(200).json();
+    let v = api
+        .get("/entities?type=Bike&options=keyValues")
+        .await
+        .expect(200)
+        .json();
     for e in v.as_array().expect("array") {
         assert_eq!(e["gears"], json!(21));
     }
-    let v = api.get("/entities?type=Bike&format=concise").await.expect(200).json();
+    let v = api
+        .get("/entities?type=Bike&format=concise")
+        .await
+        .expect(200)
+        .json();
     for e in v.as_array().expect("array") {
         assert_eq!(e["gears"], json!(21));
     }
@@ -100,13 +114,19 @@ async fn pagination_limit_offset_count() {
     let mut seen = Vec::new();
     for offset in [0, 2, 4] {
         let r = api
-            .get(&format!("/entities?type=Car&limit=2&offset={offset}&count=true"))
+            .get(&format!(
+                "/entities?type=Car&limit=2&offset={offset}&count=true"
+            ))
             .await;
         r.expect(200);
         assert_eq!(r.header("NGSILD-Results-Count").as_deref(), Some("5"));
         let page = r.json();
         let n = page.as_array().map(Vec::len).unwrap_or(0);
-        assert_eq!(n, if offset == 4 { 1 } else { 2 }, "page at {offset}: {page}");
+        assert_eq!(
+            n,
+            if offset == 4 { 1 } else { 2 },
+            "page at {offset}: {page}"
+        );
         seen.extend(ids_of(&page));
     }
     seen.sort();
@@ -140,14 +160,46 @@ async fn query_parameter_errors() {
     fleet(&api).await;
     // No selection at all.
     assert_problem(&api.get("/entities").await, 400, "BadRequestData");
-    assert_problem(&api.get("/entities?type=Car&limit=-1").await, 400, "BadRequestData");
-    assert_problem(&api.get("/entities?type=Car&limit=abc").await, 400, "BadRequestData");
-    assert_problem(&api.get("/entities?type=Car&count=yes").await, 400, "BadRequestData");
-    assert_problem(&api.get("/entities?type=Car&offset=x").await, 400, "BadRequestData");
-    assert_problem(&api.get("/entities?id=not%20a%20uri").await, 400, "BadRequestData");
-    assert_problem(&api.get("/entities?type=Car&limit=0").await, 400, "BadRequestData");
-    assert_problem_any(&api.get("/entities?type=Car&bogus=1").await, 400, UNKNOWN_PARAM);
-    assert_problem(&api.get("/entities?idPattern=(unclosed").await, 400, "BadRequestData");
+    assert_problem(
+        &api.get("/entities?type=Car&limit=-1").await,
+        400,
+        "BadRequestData",
+    );
+    assert_problem(
+        &api.get("/entities?type=Car&limit=abc").await,
+        400,
+        "BadRequestData",
+    );
+    assert_problem(
+        &api.get("/entities?type=Car&count=yes").await,
+        400,
+        "BadRequestData",
+    );
+    assert_problem(
+        &api.get("/entities?type=Car&offset=x").await,
+        400,
+        "BadRequestData",
+    );
+    assert_problem(
+        &api.get("/entities?id=not%20a%20uri").await,
+        400,
+        "BadRequestData",
+    );
+    assert_problem(
+        &api.get("/entities?type=Car&limit=0").await,
+        400,
+        "BadRequestData",
+    );
+    assert_problem_any(
+        &api.get("/entities?type=Car&bogus=1").await,
+        400,
+        UNKNOWN_PARAM,
+    );
+    assert_problem(
+        &api.get("/entities?idPattern=(unclosed").await,
+        400,
+        "BadRequestData",
+    );
 }
 
 #[tokio::test]
@@ -156,12 +208,20 @@ async fn purge_entities_by_type() {
     let (cars, bikes) = fleet(&api).await;
     let r = api.delete("/entities?type=Car").await;
     r.expect(204);
-    assert_eq!(api.get("/entities?type=Car").await.expect(200).json(), json!([]));
-    assert_eq!(ids_of(&api.get("/entities?type=Bike").await.expect(200).json()), bikes);
+    assert_eq!(
+        api.get("/entities?type=Car").await.expect(200).json(),
+        json!([])
+    );
+    assert_eq!(
+        ids_of(&api.get("/entities?type=Bike").await.expect(200).json()),
+        bikes
+    );
     assert_problem(&api.get(&ent(&cars[0])).await, 404, "ResourceNotFound");
 
     // Purge by id pattern.
-    api.delete("/entities?idPattern=.*Bike:00[01]").await.expect(204);
+    api.delete("/entities?idPattern=.*Bike:00[01]")
+        .await
+        .expect(204);
     assert_eq!(
         ids_of(&api.get("/entities?type=Bike").await.expect(200).json()),
         vec![bikes[2].clone()]

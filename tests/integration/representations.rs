@@ -23,7 +23,11 @@ async fn key_values_via_options_and_format() {
     let api = api();
     let id = uid("Station");
     api.create(&station(&id)).await;
-    for q in ["?options=keyValues", "?format=keyValues", "?options=simplified"] {
+    for q in [
+        "?options=keyValues",
+        "?format=keyValues",
+        "?options=simplified",
+    ] {
         let e = api.entity_q(&id, q).await;
         assert_eq!(e["id"], json!(id), "{q}");
         assert_eq!(e["type"], json!("Station"), "{q}");
@@ -31,7 +35,11 @@ async fn key_values_via_options_and_format() {
         assert_eq!(e["status"], json!("ok"), "{q}");
         assert_eq!(e["config"], json!({ "mode": "auto" }), "{q}");
         assert_eq!(e["operator"], json!("urn:ngsi-ld:Company:c1"), "{q}");
-        assert_eq!(e["location"], json!({ "type": "Point", "coordinates": [7.2, 43.7] }), "{q}");
+        assert_eq!(
+            e["location"],
+            json!({ "type": "Point", "coordinates": [7.2, 43.7] }),
+            "{q}"
+        );
         assert!(e.get("createdAt").is_none());
     }
 }
@@ -41,7 +49,9 @@ async fn key_values_and_normalized_together_is_400() {
     let api = api();
     let id = uid("Station");
     api.create(&station(&id)).await;
-    let r = api.get(&format!("{}?options=keyValues,normalized", ent(&id))).await;
+    let r = api
+        .get(&format!("{}?options=keyValues,normalized", ent(&id)))
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
@@ -54,11 +64,23 @@ async fn concise_representation() {
         let e = api.entity_q(&id, q).await;
         assert_eq!(e["id"], json!(id));
         assert_eq!(e["type"], json!("Station"));
-        assert_eq!(e["temperature"], json!({ "value": 21.5, "unitCode": "CEL" }), "{q}: {e}");
+        assert_eq!(
+            e["temperature"],
+            json!({ "value": 21.5, "unitCode": "CEL" }),
+            "{q}: {e}"
+        );
         assert_eq!(e["status"], json!("ok"), "{q}: {e}");
         // A bare object would read as an attribute with sub-attributes: keep "value".
-        assert_eq!(e["config"], json!({ "value": { "mode": "auto" } }), "{q}: {e}");
-        assert_eq!(e["operator"], json!({ "object": "urn:ngsi-ld:Company:c1" }), "{q}: {e}");
+        assert_eq!(
+            e["config"],
+            json!({ "value": { "mode": "auto" } }),
+            "{q}: {e}"
+        );
+        assert_eq!(
+            e["operator"],
+            json!({ "object": "urn:ngsi-ld:Company:c1" }),
+            "{q}: {e}"
+        );
         assert_eq!(
             e["name"],
             json!({ "languageMap": { "en": "Harbour", "fr": "Port" } }),
@@ -111,7 +133,12 @@ async fn attrs_projection() {
     let id = uid("Station");
     api.create(&station(&id)).await;
     let e = api.entity_q(&id, "?attrs=temperature,operator").await;
-    let mut keys: Vec<&str> = e.as_object().expect("object").keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = e
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
     assert_eq!(keys, vec!["id", "operator", "temperature", "type"]);
 }
@@ -122,14 +149,28 @@ async fn pick_and_omit() {
     let id = uid("Station");
     api.create(&station(&id)).await;
     let e = api.entity_q(&id, "?pick=id,temperature").await;
-    let mut keys: Vec<&str> = e.as_object().expect("object").keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = e
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
     assert_eq!(keys, vec!["id", "temperature"], "{e}");
 
     let e = api.entity_q(&id, "?omit=type,temperature,name").await;
-    let mut keys: Vec<&str> = e.as_object().expect("object").keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = e
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
-    assert_eq!(keys, vec!["config", "id", "location", "operator", "status"], "{e}");
+    assert_eq!(
+        keys,
+        vec!["config", "id", "location", "operator", "status"],
+        "{e}"
+    );
 
     let r = api.get(&format!("{}?pick=id&attrs=status", ent(&id))).await;
     assert_problem(&r, 400, "BadRequestData");
@@ -151,10 +192,16 @@ async fn lang_on_language_property() {
     // A language that is missing falls back to some language of the map.
     let e = api.entity_q(&id, "?lang=de").await;
     assert_eq!(e["name"]["type"], json!("Property"));
-    assert!(["Harbour", "Port"].contains(&e["name"]["value"].as_str().unwrap_or("")), "{e}");
+    assert!(
+        ["Harbour", "Port"].contains(&e["name"]["value"].as_str().unwrap_or("")),
+        "{e}"
+    );
     // Without lang the full map is returned.
     let e = api.entity(&id).await;
-    assert_eq!(e["name"]["languageMap"], json!({ "en": "Harbour", "fr": "Port" }));
+    assert_eq!(
+        e["name"]["languageMap"],
+        json!({ "en": "Harbour", "fr": "Port" })
+    );
 }
 
 #[tokio::test]

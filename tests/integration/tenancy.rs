@@ -22,7 +22,11 @@ async fn tenants_are_isolated() {
     let r = default.get("/entities?type=Secret").await;
     let hits = r.expect(200).json();
     assert!(
-        !hits.as_array().expect("array").iter().any(|e| e["id"] == json!(id)),
+        !hits
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|e| e["id"] == json!(id)),
         "the default tenant sees another tenant's entity: {hits}"
     );
     // Queries stay within the tenant.
@@ -38,14 +42,18 @@ async fn tenants_are_isolated() {
     b.delete("/entities?type=Secret").await.expect(204);
     assert_eq!(a.entity(&id).await["code"]["value"], json!("A"));
     // Batch operations too.
-    b.post("/entityOperations/delete", &json!([id])).await.expect(207);
+    b.post("/entityOperations/delete", &json!([id]))
+        .await
+        .expect(207);
     a.entity(&id).await;
 }
 
 #[tokio::test]
 async fn create_in_a_tenant_echoes_the_tenant_header() {
     let a = api();
-    let r = a.post("/entities", &json!({ "id": uid("T"), "type": "T" })).await;
+    let r = a
+        .post("/entities", &json!({ "id": uid("T"), "type": "T" }))
+        .await;
     r.expect(201);
     assert_eq!(r.header("NGSILD-Tenant"), a.tenant.clone());
 }
@@ -54,7 +62,8 @@ async fn create_in_a_tenant_echoes_the_tenant_header() {
 async fn default_tenant_works_without_header() {
     let d = api_default_tenant();
     let id = uid("Public");
-    d.create(&json!({ "id": id, "type": "Public", "v": 1 })).await;
+    d.create(&json!({ "id": id, "type": "Public", "v": 1 }))
+        .await;
     assert_eq!(d.entity(&id).await["v"]["value"], json!(1));
     // Not visible from a named tenant.
     let other = d.in_tenant(Some(&new_tenant()));
@@ -73,12 +82,17 @@ async fn unknown_tenant_is_404_nonexistent_tenant() {
     assert_problem(&t.get("/entities?type=X").await, 404, "NonexistentTenant");
     // Writing creates it.
     t.create(&json!({ "id": uid("X"), "type": "X" })).await;
-    assert_eq!(t.get("/entities?type=Y").await.expect(200).json(), json!([]));
+    assert_eq!(
+        t.get("/entities?type=Y").await.expect(200).json(),
+        json!([])
+    );
 }
 
 #[tokio::test]
 async fn invalid_tenant_name_is_400() {
     let t = api().in_tenant(Some("bad tenant!"));
-    let r = t.post("/entities", &json!({ "id": uid("X"), "type": "X" })).await;
+    let r = t
+        .post("/entities", &json!({ "id": uid("X"), "type": "X" }))
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
