@@ -442,3 +442,37 @@ async fn batch_of_a_thousand_entities() {
         Some("0")
     );
 }
+
+#[tokio::test]
+async fn batch_create_with_the_same_id_twice() {
+    let api = api();
+    let a = uid("Car");
+    let r = api
+        .post("/entityOperations/create", &json!([car(&a, 1), car(&a, 2)]))
+        .await;
+    r.expect(207);
+    let body = r.json();
+    assert_eq!(sorted(&body["success"]), vec![a.clone()], "{body}");
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_problem_value(&body["errors"][0]["error"], "AlreadyExists");
+    assert_eq!(
+        api.entity(&a).await["speed"]["value"],
+        json!(1),
+        "the first one wins"
+    );
+}
+
+#[tokio::test]
+async fn batch_upsert_update_creates_missing_entities() {
+    let api = api();
+    let a = uid("Car");
+    let r = api
+        .post(
+            "/entityOperations/upsert?options=update",
+            &json!([car(&a, 1)]),
+        )
+        .await;
+    r.expect(201);
+    assert_eq!(sorted(&r.json()), vec![a.clone()]);
+    assert_eq!(api.entity(&a).await["speed"]["value"], json!(1));
+}

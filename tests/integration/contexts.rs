@@ -431,3 +431,59 @@ fn assert_ld_context_not_available(r: &Resp) {
     );
     assert_problem(r, r.status, "LdContextNotAvailable");
 }
+
+#[tokio::test]
+async fn merge_and_replace_honour_the_link_context() {
+    let api = api();
+    let id = uid("WaterObserved");
+    api.json_linked(Method::POST, "/entities", &water(&id), SDM_ENVIRONMENT)
+        .await
+        .expect(201);
+    api.json_linked(
+        Method::PATCH,
+        &ent(&id),
+        &json!({ "temperature": { "type": "Property", "value": 9 } }),
+        SDM_ENVIRONMENT,
+    )
+    .await
+    .expect(204);
+    api.json_linked(
+        Method::PUT,
+        &format!("/entities/{id}/attrs/flow"),
+        &json!({ "type": "Property", "value": 99 }),
+        SDM_ENVIRONMENT,
+    )
+    .await
+    .expect(204);
+    let e = api.entity(&id).await;
+    assert_eq!(
+        e[format!("{SDM_ENV_PREFIX}temperature")]["value"],
+        json!(9),
+        "{e}"
+    );
+    assert_eq!(
+        e[format!("{SDM_ENV_PREFIX}flow")]["value"],
+        json!(99),
+        "{e}"
+    );
+    assert!(
+        e.get("temperature").is_none() && e.get("flow").is_none(),
+        "{e}"
+    );
+    // Replace the entity under the context: types and names expand the same way.
+    api.json_linked(
+        Method::PUT,
+        &ent(&id),
+        &json!({ "type": "WaterObserved", "height": { "type": "Property", "value": 1 } }),
+        SDM_ENVIRONMENT,
+    )
+    .await
+    .expect(204);
+    let e = api.entity(&id).await;
+    assert_eq!(e["type"], json!(format!("{SDM_ENV_PREFIX}WaterObserved")));
+    assert_eq!(
+        e[format!("{SDM_ENV_PREFIX}height")]["value"],
+        json!(1),
+        "{e}"
+    );
+}
