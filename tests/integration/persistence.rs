@@ -180,7 +180,15 @@ async fn acknowledged_concurrent_creates_survive_kill_9() {
     {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let at_kill = (
+        acked.lock().expect("lock").len(),
+        done.load(Ordering::SeqCst),
+    );
     server.kill9();
+    eprintln!(
+        "kill -9 with {} of {N} acknowledged, {} finished",
+        at_kill.0, at_kill.1
+    );
     for t in tasks {
         t.await.expect("task");
     }
