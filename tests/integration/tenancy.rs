@@ -96,3 +96,99 @@ async fn invalid_tenant_name_is_400() {
         .await;
     assert_problem(&r, 400, "BadRequestData");
 }
+
+/// Operations that cannot create anything, in a tenant nobody wrote to: NonexistentTenant,
+/// and the tenant is still unknown afterwards (a failed write must not create it).
+#[tokio::test]
+async fn non_creating_operations_on_an_unknown_tenant() {
+    let t = api();
+    let id = uid("X");
+    let attr_body = json!({ "p": { "type": "Property", "value": 1 } });
+    let cases: Vec<(&str, Resp)> = vec![
+        (
+            "PATCH /attrs",
+            t.patch(&format!("/entities/{id}/attrs"), &attr_body).await,
+        ),
+        (
+            "POST /attrs",
+            t.post(&format!("/entities/{id}/attrs"), &attr_body).await,
+        ),
+        (
+            "PATCH /attrs/p",
+            t.patch(
+                &format!("/entities/{id}/attrs/p"),
+                &json!({ "type": "Property", "value": 1 }),
+            )
+            .await,
+        ),
+        (
+            "PUT /attrs/p",
+            t.put(
+                &format!("/entities/{id}/attrs/p"),
+                &json!({ "type": "Property", "value": 1 }),
+            )
+            .await,
+        ),
+        (
+            "DELETE /attrs/p",
+            t.delete(&format!("/entities/{id}/attrs/p")).await,
+        ),
+        (
+            "PUT entity",
+            t.put(&ent(&id), &json!({ "type": "X", "p": 1 })).await,
+        ),
+        ("PATCH entity", t.patch(&ent(&id), &json!({ "p": 1 })).await),
+        ("DELETE entity", t.delete(&ent(&id)).await),
+        ("purge", t.delete("/entities?type=X").await),
+    ];
+    let mut wrong = Vec::new();
+    for (what, r) in &cases {
+        if r.status != 404 || !r.text.contains("NonexistentTenant") {
+            wrong.push(format!("{what}: {} {}", r.status, r.text));
+        } else {
+            assert_problem(r, 404, "NonexistentTenant");
+        }
+    }
+    // Batch operations that only touch existing entities.
+    for op in ["update", "merge"] {
+        let r = t
+            .post(
+                &format!("/entityOperations/{op}"),
+                &json!([{ "id": id, "type": "X", "p": 1 }]),
+            )
+            .await;
+        if r.status == 207 {
+            // Per-entity errors are acceptable, as long as the tenant is not created.
+            continue;
+        }
+        if r.status != 404 || !r.text.contains("NonexistentTenant") {
+            wrong.push(format!("batch {op}: {} {}", r.status, r.text));
+        }
+    }
+    let r = t.post("/entityOperations/delete", &json!([id])).await;
+    if r.status != 207 && !(r.status == 404 && r.text.contains("NonexistentTenant")) {
+        wrong.push(format!("batch delete: {} {}", r.status, r.text));
+    }
+    // None of that created the tenant.
+    let r = t.get("/entities?type=X").await;
+    if r.status != 404 {
+        wrong.push(format!(
+            "the tenant exists after failed writes only: GET /entities gives {} {}",
+            r.status, r.text
+        ));
+    }
+    assert!(wrong.is_empty(), "unknown tenant not reported: {wrong:#?}");
+}
+
+#[tokio::test]
+async fn batch_create_creates_the_tenant() {
+    let t = api();
+    let id = uid("X");
+    t.post(
+        "/entityOperations/create",
+        &json!([{ "id": id, "type": "X" }]),
+    )
+    .await
+    .expect(201);
+    t.entity(&id).await;
+}
