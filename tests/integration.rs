@@ -4,6 +4,13 @@
 //! Set `CALANQUE_TEST_DATABASE_URL` to run the same tests against another storage
 //! backend (passed to the broker as `--database-url`); by default the embedded SQLite
 //! store is used.
+//!
+//! Snapshots (a few large outputs) live in `tests/integration/snapshots/`. After an
+//! intended change of output, review them with `cargo insta review` (or re-run with
+//! `INSTA_UPDATE=always` and read the diff) and commit the `.snap` files; never set
+//! `INSTA_FORCE_PASS`.
+//!
+//! Broker processes do not outlive the test run: each has a watchdog (see `common`).
 
 #[path = "integration/common.rs"]
 mod common;
