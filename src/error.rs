@@ -59,7 +59,8 @@ impl ErrorKind {
             ResourceNotFound | NonexistentTenant => 404,
             InternalError => 500,
             TooComplexQuery | TooManyResults => 403,
-            LdContextNotAvailable => 503,
+            // 504 since NGSI-LD 1.9.1 (a gateway could not fetch it); 1.8 said 503.
+            LdContextNotAvailable => 504,
             NoMultiTenantSupport => 501,
             NotAcceptable => 406,
             UnsupportedMediaType => 415,

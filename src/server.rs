@@ -36,6 +36,7 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap_fn(crate::api::trim_trailing_slash)
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(config_limit(&state)))
                 .configure(api::routes)

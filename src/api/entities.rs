@@ -26,6 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create))
             .route(web::get().to(query))
             .route(web::delete().to(purge))
+            .route(web::put().to(missing_id))
+            .route(web::patch().to(missing_id))
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
@@ -166,8 +168,24 @@ fn urlencode(s: &str) -> String {
 fn body_object(value: Value) -> Result<Map<String, Value>> {
     match value {
         Value::Object(o) => Ok(o),
-        _ => Err(NgsiError::bad_data("the body must be a JSON object")),
+        _ => Err(NgsiError::invalid("the body must be a JSON object")),
     }
+}
+
+/// The stored entity a write applies to: 404 if absent or not of the `type` selector.
+fn existing(current: Option<Entity>, id: &str, wanted_type: Option<&str>) -> Result<Entity> {
+    match current {
+        Some(e) if wanted_type.is_none_or(|t| e.has_type(t)) => Ok(e),
+        Some(_) => Err(NgsiError::not_found(format!(
+            "entity {id} is not of the requested type"
+        ))),
+        None => Err(NgsiError::not_found(format!("entity {id} not found"))),
+    }
+}
+
+/// The expanded `type` selector of a write request, if any.
+fn type_selector(params: &HashMap<String, String>, ctx: &ActiveContext) -> Option<String> {
+    params.get("type").map(|t| ctx.expand(t))
 }
 
 /// Runs one write and returns its result (or its error).
@@ -241,17 +259,15 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
             )));
         }
     }
-    let media = if media == MediaType::GeoJson {
-        MediaType::Json
+    let body = if media == MediaType::GeoJson {
+        let geo = params
+            .get("geometryProperty")
+            .map_or("location", String::as_str);
+        response::geojson_feature(&entity, &ctx, &opts, geo)
     } else {
-        media
+        response::entity(&entity, &ctx, &opts, media)
     };
-    response::json(
-        StatusCode::OK,
-        media,
-        &ctx,
-        &response::entity(&entity, &ctx, &opts, media),
-    )
+    response::json(StatusCode::OK, media, &ctx, &body)
 }
 
 const QUERY_PARAMS: &[&str] = &[
@@ -377,17 +393,25 @@ async fn query(state: State, req: HttpRequest) -> Result<HttpResponse> {
     }
     ensure_tenant(&state, &tenant).await?;
     let page = state.store.query(&tenant, &q).await?;
-    let media = if media == MediaType::GeoJson {
-        MediaType::Json
+    let body = if media == MediaType::GeoJson {
+        let geo = params
+            .get("geometryProperty")
+            .map_or("location", String::as_str);
+        response::geojson_collection(
+            page.items
+                .iter()
+                .map(|e| response::geojson_feature(e, &ctx, &opts, geo))
+                .collect(),
+        )
     } else {
-        media
+        Value::Array(
+            page.items
+                .iter()
+                .map(|e| response::entity(e, &ctx, &opts, media))
+                .collect(),
+        )
     };
-    let items: Vec<Value> = page
-        .items
-        .iter()
-        .map(|e| response::entity(e, &ctx, &opts, media))
-        .collect();
-    let text = serde_json::to_string(&items).map_err(NgsiError::internal)?;
+    let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
     let mut b = response::builder(StatusCode::OK, media, &ctx);
     if let Some(total) = page.total {
         b.insert_header(("NGSILD-Results-Count", total.to_string()));
@@ -395,6 +419,11 @@ async fn query(state: State, req: HttpRequest) -> Result<HttpResponse> {
     Ok(b.body(text))
 }
 
+/// System attributes: they select nothing a purge could be aimed at.
+const SYSTEM_ATTRS: &[&str] = &["createdAt", "modifiedAt", "deletedAt", "observedAt"];
+
+/// `DELETE /entities`: deletes the selected entities, or with `drop`/`keep` only some of
+/// their attributes.
 async fn purge(state: State, req: HttpRequest) -> Result<HttpResponse> {
     let tenant = extract::tenant(&req)?;
     let params = query_params(
@@ -412,23 +441,89 @@ async fn purge(state: State, req: HttpRequest) -> Result<HttpResponse> {
             "coordinates",
             "geoproperty",
             "local",
+            "drop",
+            "keep",
         ],
     )?;
     let ctx = extract::context(&state, &req).await?;
-    let q = selection(&params, &ctx)?;
-    if q.types.is_none()
-        && q.ids.is_none()
-        && q.id_pattern.is_none()
-        && q.attrs.is_none()
-        && q.q.is_none()
+    let local = bool_param(&params, "local")?;
+    let real_attrs = list(&params, "attrs")
+        .is_some_and(|a| a.iter().any(|n| !SYSTEM_ATTRS.contains(&n.as_str())));
+    let real_q = match params.get("q") {
+        Some(text) => {
+            let mut expr = crate::ngsi::q::parse(text)?;
+            let system_only = expr
+                .paths_mut()
+                .iter()
+                .all(|p| SYSTEM_ATTRS.contains(&p.attr.as_str()));
+            if system_only {
+                return Err(NgsiError::bad_data(
+                    "a purge q must test at least one attribute that is not a system attribute",
+                ));
+            }
+            true
+        }
+        None => false,
+    };
+    if !(params.contains_key("type")
+        || real_attrs
+        || real_q
+        || params.contains_key("geoQ")
+        || params.contains_key("scopeQ")
+        || local)
     {
         return Err(NgsiError::bad_data(
-            "purging needs a selection: give type, id, idPattern or attrs",
+            "purging needs a selection: give type, a non-system attrs, q, geoQ or scopeQ (id or idPattern alone is not enough), or local=true",
         ));
     }
+    let mut q = selection(&params, &ctx)?;
+    q.attrs = q.attrs.map(|a| {
+        a.into_iter()
+            .filter(|n| !SYSTEM_ATTRS.iter().any(|s| ctx.expand(s) == *n))
+            .collect()
+    });
+    if q.attrs.as_ref().is_some_and(Vec::is_empty) {
+        q.attrs = None;
+    }
+    let drop = list(&params, "drop");
+    let keep = list(&params, "keep");
     ensure_tenant(&state, &tenant).await?;
-    state.store.purge(&tenant, &q).await?;
-    Ok(HttpResponse::NoContent().finish())
+    match (drop, keep) {
+        (Some(_), Some(_)) => Err(NgsiError::bad_data("drop and keep cannot be used together")),
+        (None, None) => {
+            state.store.purge(&tenant, &q).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        (drop, keep) => {
+            let names: HashSet<String> = drop
+                .iter()
+                .chain(keep.iter())
+                .flatten()
+                .map(|n| ctx.expand(n))
+                .collect();
+            let keep_mode = keep.is_some();
+            let ids = state.store.ids(&tenant, &q).await?;
+            let now = time::now();
+            let ops = ids
+                .into_iter()
+                .map(|id| {
+                    let (names, now) = (names.clone(), now.clone());
+                    WriteOp::new(id, move |current| {
+                        let Some(mut e) = current else {
+                            return Ok(Effect::Keep(UpdateReport::default()));
+                        };
+                        e.attrs.retain(|name, _| names.contains(name) == keep_mode);
+                        e.modified_at = now;
+                        Ok(Effect::Put(e, UpdateReport::default()))
+                    })
+                })
+                .collect();
+            for r in state.store.write(&tenant, ops).await? {
+                r?;
+            }
+            Ok(HttpResponse::NoContent().finish())
+        }
+    }
 }
 
 async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {
@@ -450,34 +545,64 @@ async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Resu
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Reads the body of a write on one entity and its `type` selector.
+struct EntityWrite {
+    tenant: Tenant,
+    id: String,
+    wanted_type: Option<String>,
+    body: extract::JsonBody,
+    now: String,
+}
+
+async fn entity_write(
+    state: &State,
+    req: &HttpRequest,
+    id: &str,
+    payload: web::Payload,
+    allowed: &[&str],
+) -> Result<(EntityWrite, HashMap<String, String>)> {
+    let tenant = extract::tenant(req)?;
+    let id = entity_id(id)?;
+    let params = query_params(req, allowed)?;
+    let body = extract::json_body(state, req, payload).await?;
+    ensure_tenant(state, &tenant).await?;
+    let wanted_type = type_selector(&params, &body.ctx);
+    Ok((
+        EntityWrite {
+            tenant,
+            id,
+            wanted_type,
+            body,
+            now: time::now(),
+        },
+        params,
+    ))
+}
+
 async fn replace(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let id = entity_id(&path)?;
-    query_params(&req, &["local"])?;
-    let body = extract::json_body(&state, &req, payload).await?;
-    let now = time::now();
+    let (w, _) = entity_write(&state, &req, &path, payload, &["local", "type"]).await?;
     let fragment = parse_body(
-        &body_object(body.value)?,
-        &body.ctx,
-        &now,
+        &body_object(w.body.value)?,
+        &w.body.ctx,
+        &w.now,
         BodyKind::Replacement,
     )?;
-    if fragment.id.as_ref().is_some_and(|b| *b != id) {
+    if fragment.id.as_ref().is_some_and(|b| *b != w.id) {
         return Err(NgsiError::bad_data(
             "the id in the body differs from the id in the URL",
         ));
     }
+    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
     write_one(
         &state,
-        &tenant,
-        WriteOp::new(id.clone(), move |current| {
-            let mut e =
-                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+        &w.tenant,
+        WriteOp::new(w.id, move |current| {
+            let mut e = existing(current, &id, wanted.as_deref())?;
             operations::replace(&mut e, fragment, &now);
             Ok(Effect::Put(e, UpdateReport::default()))
         }),
@@ -492,32 +617,35 @@ async fn merge(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let id = entity_id(&path)?;
-    query_params(&req, &["type", "local", "options", "format"])?;
-    let body = extract::json_body(&state, &req, payload).await?;
-    let now = time::now();
-    let obj = body_object(body.value)?;
+    let (w, _) = entity_write(
+        &state,
+        &req,
+        &path,
+        payload,
+        &["type", "local", "options", "format"],
+    )
+    .await?;
+    let obj = body_object(w.body.value)?;
     if obj.is_empty() {
         return Err(NgsiError::bad_data("the body has nothing to merge"));
     }
     let fragment = parse_body(
         &obj,
-        &body.ctx,
-        &now,
+        &w.body.ctx,
+        &w.now,
         BodyKind::Fragment { allow_null: true },
     )?;
-    if fragment.id.as_ref().is_some_and(|b| *b != id) {
+    if fragment.id.as_ref().is_some_and(|b| *b != w.id) {
         return Err(NgsiError::bad_data(
             "the id in the body differs from the id in the URL",
         ));
     }
+    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
     write_one(
         &state,
-        &tenant,
-        WriteOp::new(id.clone(), move |current| {
-            let mut e =
-                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+        &w.tenant,
+        WriteOp::new(w.id, move |current| {
+            let mut e = existing(current, &id, wanted.as_deref())?;
             let report = operations::merge(&mut e, fragment, &now);
             Ok(Effect::Put(e, report))
         }),
@@ -553,42 +681,42 @@ async fn append_attrs(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let id = entity_id(&path)?;
-    let params = query_params(&req, &["options", "type", "local"])?;
-    let no_overwrite = extract::options(&params).iter().any(|o| o == "noOverwrite");
+    let (w, params) =
+        entity_write(&state, &req, &path, payload, &["options", "type", "local"]).await?;
+    let mut no_overwrite = false;
     for o in extract::options(&params) {
-        if o != "noOverwrite" {
-            return Err(NgsiError::bad_data(format!(
-                "unknown option '{o}' (only noOverwrite applies here)"
-            )));
+        match o.as_str() {
+            "noOverwrite" => no_overwrite = true,
+            other => {
+                return Err(NgsiError::bad_data(format!(
+                    "unknown option '{other}' (only noOverwrite applies here)"
+                )))
+            }
         }
     }
-    let body = extract::json_body(&state, &req, payload).await?;
-    let now = time::now();
     let fragment = parse_body(
-        &body_object(body.value)?,
-        &body.ctx,
-        &now,
+        &body_object(w.body.value)?,
+        &w.body.ctx,
+        &w.now,
         BodyKind::Fragment { allow_null: false },
     )?;
-    if fragment.id.as_ref().is_some_and(|b| *b != id) {
+    if fragment.id.as_ref().is_some_and(|b| *b != w.id) {
         return Err(NgsiError::bad_data(
             "the id in the body differs from the id in the URL",
         ));
     }
+    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
     let result = write_one(
         &state,
-        &tenant,
-        WriteOp::new(id.clone(), move |current| {
-            let mut e =
-                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+        &w.tenant,
+        WriteOp::new(w.id, move |current| {
+            let mut e = existing(current, &id, wanted.as_deref())?;
             let report = operations::append(&mut e, fragment, no_overwrite, &now);
             Ok(Effect::Put(e, report))
         }),
     )
     .await?;
-    report_response(&result.report, &body.ctx)
+    report_response(&result.report, &w.body.ctx)
 }
 
 async fn update_attrs(
@@ -597,27 +725,22 @@ async fn update_attrs(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let id = entity_id(&path)?;
-    query_params(&req, &["options", "type", "local"])?;
-    let body = extract::json_body(&state, &req, payload).await?;
-    let now = time::now();
-    let obj = body_object(body.value)?;
+    let (w, _) = entity_write(&state, &req, &path, payload, &["options", "type", "local"]).await?;
     let fragment = parse_body(
-        &obj,
-        &body.ctx,
-        &now,
-        BodyKind::Fragment { allow_null: false },
+        &body_object(w.body.value)?,
+        &w.body.ctx,
+        &w.now,
+        BodyKind::Fragment { allow_null: true },
     )?;
-    if fragment.attrs.is_empty() {
+    if fragment.attrs.is_empty() && fragment.types.is_empty() && fragment.scope.is_none() {
         return Err(NgsiError::bad_data("the body has no attribute to update"));
     }
+    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
     let result = write_one(
         &state,
-        &tenant,
-        WriteOp::new(id.clone(), move |current| {
-            let mut e =
-                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+        &w.tenant,
+        WriteOp::new(w.id, move |current| {
+            let mut e = existing(current, &id, wanted.as_deref())?;
             let report = operations::update(&mut e, fragment, &now);
             if report.updated.is_empty() {
                 Ok(Effect::Keep(report))
@@ -627,12 +750,14 @@ async fn update_attrs(
         }),
     )
     .await?;
-    report_response(&result.report, &body.ctx)
+    report_response(&result.report, &w.body.ctx)
 }
 
-fn attr_path(path: &(String, String)) -> Result<(String, String)> {
+fn attr_path(path: &(String, String), ctx: &ActiveContext) -> Result<(String, String)> {
     let id = entity_id(&path.0)?;
-    crate::ngsi::ids::validate_name(&path.1, "attribute name")?;
+    if path.1 != "scope" {
+        crate::ngsi::attribute::validate_attribute_name(&path.1, ctx)?;
+    }
     Ok((id, path.1.clone()))
 }
 
@@ -642,23 +767,26 @@ async fn patch_attr(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let (id, attr) = attr_path(&path)?;
-    query_params(&req, &["local"])?;
-    let body = extract::json_body(&state, &req, payload).await?;
-    let now = time::now();
-    let name = body.ctx.expand(&attr);
-    let mut instances = attribute::parse(&attr, &body.value, &body.ctx, &now, Mode::Partial)?;
+    let (w, _) = entity_write(&state, &req, &path.0, payload, &["local", "type"]).await?;
+    let (_, attr) = attr_path(&path, &w.body.ctx)?;
+    let name = w.body.ctx.expand(&attr);
+    let explicit_type = w
+        .body
+        .value
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut instances = attribute::parse(&attr, &w.body.value, &w.body.ctx, &w.now, Mode::Partial)?;
     let patch = instances
         .pop()
         .ok_or_else(|| NgsiError::bad_data("the body has no attribute"))?;
+    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
     write_one(
         &state,
-        &tenant,
-        WriteOp::new(id.clone(), move |current| {
-            let mut e =
-                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
-            operations::patch_attribute(&mut e, &name, patch, &now)?;
+        &w.tenant,
+        WriteOp::new(w.id, move |current| {
+            let mut e = existing(current, &id, wanted.as_deref())?;
+            operations::patch_attribute(&mut e, &name, patch, explicit_type.as_deref(), &now)?;
             Ok(Effect::Put(e, UpdateReport::default()))
         }),
     )
@@ -672,19 +800,16 @@ async fn replace_attr(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let (id, attr) = attr_path(&path)?;
-    query_params(&req, &["local"])?;
-    let body = extract::json_body(&state, &req, payload).await?;
-    let now = time::now();
-    let name = body.ctx.expand(&attr);
-    let instances = attribute::parse(&attr, &body.value, &body.ctx, &now, Mode::Write)?;
+    let (w, _) = entity_write(&state, &req, &path.0, payload, &["local", "type"]).await?;
+    let (_, attr) = attr_path(&path, &w.body.ctx)?;
+    let name = w.body.ctx.expand(&attr);
+    let instances = attribute::parse(&attr, &w.body.value, &w.body.ctx, &w.now, Mode::Create)?;
+    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
     write_one(
         &state,
-        &tenant,
-        WriteOp::new(id.clone(), move |current| {
-            let mut e =
-                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+        &w.tenant,
+        WriteOp::new(w.id, move |current| {
+            let mut e = existing(current, &id, wanted.as_deref())?;
             operations::replace_attribute(&mut e, &name, instances, &now)?;
             Ok(Effect::Put(e, UpdateReport::default()))
         }),
@@ -699,26 +824,42 @@ async fn delete_attr(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let tenant = extract::tenant(&req)?;
-    let (id, attr) = attr_path(&path)?;
-    let params = query_params(&req, &["datasetId", "deleteAll", "local"])?;
+    let params = query_params(&req, &["datasetId", "deleteAll", "local", "type"])?;
     let ctx = extract::context(&state, &req).await?;
+    let (id, attr) = attr_path(&path, &ctx)?;
     let delete_all = bool_param(&params, "deleteAll")?;
     let dataset = params.get("datasetId").cloned();
     if let Some(ds) = &dataset {
         validate_uri(ds, "datasetId")?;
     }
+    ensure_tenant(&state, &tenant).await?;
+    let wanted = type_selector(&params, &ctx);
     let name = ctx.expand(&attr);
     let now = time::now();
+    let target = id.clone();
     write_one(
         &state,
         &tenant,
-        WriteOp::new(id.clone(), move |current| {
-            let mut e =
-                current.ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
-            operations::delete_attribute(&mut e, &name, dataset.as_deref(), delete_all, &now)?;
+        WriteOp::new(target, move |current| {
+            let mut e = existing(current, &id, wanted.as_deref())?;
+            if attr == "scope" {
+                if e.scope.take().is_none() {
+                    return Err(NgsiError::not_found("the entity has no scope"));
+                }
+                e.modified_at = now;
+            } else {
+                operations::delete_attribute(&mut e, &name, dataset.as_deref(), delete_all, &now)?;
+            }
             Ok(Effect::Put(e, UpdateReport::default()))
         }),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT`/`PATCH /entities` with no id in the path.
+async fn missing_id() -> Result<HttpResponse> {
+    Err(NgsiError::bad_data(
+        "the entity id is missing from the path",
+    ))
 }

@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::entities::render_options;
 use super::extract::{self, query_params, MediaType};
 use super::problem::problem_body;
 use super::{response, State};
@@ -15,7 +14,7 @@ use crate::ngsi::entity::{parse_body, BodyKind};
 use crate::ngsi::ids::validate_uri;
 use crate::ngsi::operations::{self, UpdateReport};
 use crate::ngsi::{time, Entity};
-use crate::store::{Effect, Outcome, WriteOp};
+use crate::store::{Effect, Outcome, WriteOp, WriteResult};
 
 /// Most entities in one batch request.
 const MAX_BATCH: usize = 10_000;
@@ -36,9 +35,6 @@ enum Batch {
     Update { no_overwrite: bool },
     Merge,
 }
-
-/// One entity of the batch: its id (if it could be read) and the write, or why not.
-type Prepared = (String, Result<WriteOp>);
 
 async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     query_params(&req, &["local"])?;
@@ -90,38 +86,26 @@ fn items(value: Value) -> Result<Vec<Value>> {
     }
 }
 
-fn prepare(item: Value, ctx: &ActiveContext, now: &str, kind: Batch) -> Prepared {
-    let id = item
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let obj: Map<String, Value> = match item {
-        Value::Object(o) => o,
-        _ => {
-            return (
-                id,
-                Err(NgsiError::bad_data(
-                    "each item of the batch must be an entity object",
-                )),
-            )
-        }
-    };
+fn prepare(
+    obj: Map<String, Value>,
+    id: String,
+    ctx: &ActiveContext,
+    now: &str,
+    kind: Batch,
+) -> Result<WriteOp> {
     let body_kind = match kind {
         Batch::Merge => BodyKind::Fragment { allow_null: true },
         Batch::Update { .. } => BodyKind::Fragment { allow_null: false },
         _ => BodyKind::Entity,
     };
-    let fragment = match parse_body(&obj, ctx, now, body_kind) {
-        Ok(f) => f,
-        Err(e) => return (id, Err(e)),
-    };
+    let fragment = parse_body(&obj, ctx, now, body_kind)?;
     if id.is_empty() {
-        return (id, Err(NgsiError::bad_data("the entity has no id")));
+        return Err(NgsiError::bad_data("the entity has no id"));
     }
+    validate_uri(&id, "entity id")?;
     let now = now.to_string();
     let missing = id.clone();
-    let op = WriteOp::new(id.clone(), move |current: Option<Entity>| {
+    Ok(WriteOp::new(id, move |current: Option<Entity>| {
         let not_found = || NgsiError::not_found(format!("entity {missing} not found"));
         match (kind, current) {
             (Batch::Create, Some(_)) => Err(NgsiError::already_exists(format!(
@@ -149,8 +133,11 @@ fn prepare(item: Value, ctx: &ActiveContext, now: &str, kind: Batch) -> Prepared
             }
             (Batch::Update { .. } | Batch::Merge, None) => Err(not_found()),
         }
-    });
-    (id, Ok(op))
+    }))
+}
+
+fn error_entry(id: &str, e: &NgsiError) -> Value {
+    json!({ "entityId": id, "error": problem_body(e.kind, &e.detail) })
 }
 
 async fn run(
@@ -160,35 +147,53 @@ async fn run(
     kind: Batch,
 ) -> Result<HttpResponse> {
     let tenant = extract::tenant(&req)?;
-    let body = extract::json_body(&state, &req, payload).await?;
+    let mut raw = extract::raw_json_body(&state, &req, payload).await?;
+    let items = items(std::mem::take(&mut raw.value))?;
+    if items.iter().any(|i| !i.is_object()) {
+        return Err(NgsiError::bad_data(
+            "every item of the batch must be an entity object (no null)",
+        ));
+    }
     let now = time::now();
-    let prepared: Vec<Prepared> = items(body.value)?
-        .into_iter()
-        .map(|i| prepare(i, &body.ctx, &now, kind))
-        .collect();
-    let _ = render_options; // representation options do not apply to batch bodies
-    let (ids, ops): (Vec<String>, Vec<Result<WriteOp>>) = prepared.into_iter().unzip();
+    let mut ids = Vec::with_capacity(items.len());
+    let mut slots = Vec::with_capacity(items.len());
     let mut writes = Vec::new();
-    let mut slots = Vec::with_capacity(ops.len());
-    for op in ops {
-        match op {
+    let mut last_ctx = None;
+    for item in items {
+        let Value::Object(mut obj) = item else {
+            continue;
+        };
+        let id = obj
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let prepared = match extract::object_context(&state, &raw, Some(&mut obj)).await {
+            Ok(ctx) => {
+                let op = prepare(obj, id.clone(), &ctx, &now, kind);
+                last_ctx = Some(ctx);
+                op
+            }
+            Err(e) => Err(e),
+        };
+        match prepared {
             Ok(op) => {
                 slots.push(Ok(writes.len()));
                 writes.push(op);
             }
             Err(e) => slots.push(Err(e)),
         }
+        ids.push(id);
     }
-    let mut results: Vec<Option<Result<crate::store::WriteResult>>> = state
+    let ctx = last_ctx.unwrap_or_else(|| state.contexts.core());
+    let mut results: Vec<Option<Result<WriteResult>>> = state
         .store
         .write(&tenant, writes)
         .await?
         .into_iter()
         .map(Some)
         .collect();
-    let mut success = Vec::new();
-    let mut created = Vec::new();
-    let mut errors = Vec::new();
+    let (mut success, mut created, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for (id, slot) in ids.into_iter().zip(slots) {
         let outcome = match slot {
             Ok(i) => results
@@ -198,18 +203,27 @@ async fn run(
             Err(e) => Err(e),
         };
         match outcome {
+            Ok(r) if !r.report.is_complete() => {
+                let names: Vec<String> = r
+                    .report
+                    .not_updated
+                    .iter()
+                    .map(|(n, _)| ctx.compact(n))
+                    .collect();
+                let e =
+                    NgsiError::bad_data(format!("attributes not updated: {}", names.join(", ")));
+                errors.push(error_entry(&id, &e));
+            }
             Ok(r) => {
                 if r.outcome == Outcome::Created {
                     created.push(id.clone());
                 }
                 success.push(id);
             }
-            Err(e) => {
-                errors.push(json!({ "entityId": id, "error": problem_body(e.kind, &e.detail) }))
-            }
+            Err(e) => errors.push(error_entry(&id, &e)),
         }
     }
-    batch_response(kind, success, created, errors, &body.ctx)
+    batch_response(kind, success, created, errors, &ctx)
 }
 
 fn batch_response(

@@ -119,40 +119,52 @@ pub async fn context(state: &AppState, req: &HttpRequest) -> Result<Arc<ActiveCo
         .await
 }
 
-/// Chooses the response media type from `Accept`.
+/// Chooses the response media type from `Accept` (RFC 9110 5.3.2): the highest weight
+/// wins, a specific entry overrides a wildcard (so `q=0` excludes), and ties go to the
+/// order NGSI-LD lists (6.3.4): JSON, then JSON-LD, then GeoJSON.
 pub fn accept(req: &HttpRequest, geo_allowed: bool) -> Result<MediaType> {
     let Some(raw) = header_str(req.headers(), ACCEPT.as_str())? else {
         return Ok(MediaType::Json);
     };
-    let mut offers: Vec<(f32, usize, &str)> = Vec::new();
-    for (i, item) in raw.split(',').enumerate() {
+    let mut entries: Vec<(String, f32)> = Vec::new();
+    for item in raw.split(',') {
         let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim();
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        if media.is_empty() {
+            continue;
+        }
         let q = parts
             .filter_map(|p| p.trim().strip_prefix("q="))
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        if q > 0.0 {
-            offers.push((q, i, media));
+        entries.push((media, q));
+    }
+    let weight = |ours: &str| -> f32 {
+        let exact = entries.iter().find(|(m, _)| m == ours).map(|(_, q)| *q);
+        exact.unwrap_or_else(|| {
+            entries
+                .iter()
+                .filter(|(m, _)| m == "*/*" || m == "application/*")
+                .map(|(_, q)| *q)
+                .fold(0.0, f32::max)
+        })
+    };
+    let mut best: Option<(MediaType, f32)> = None;
+    for media in [MediaType::Json, MediaType::JsonLd, MediaType::GeoJson] {
+        if media == MediaType::GeoJson && !geo_allowed {
+            continue;
+        }
+        let q = weight(media.as_str());
+        if q > 0.0 && best.is_none_or(|(_, bq)| q > bq) {
+            best = Some((media, q));
         }
     }
-    offers.sort_by(|a, b| {
-        b.0.partial_cmp(&a.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.1.cmp(&b.1))
-    });
-    for (_, _, media) in offers {
-        match media.to_ascii_lowercase().as_str() {
-            "application/json" | "application/*" | "*/*" => return Ok(MediaType::Json),
-            "application/ld+json" => return Ok(MediaType::JsonLd),
-            "application/geo+json" if geo_allowed => return Ok(MediaType::GeoJson),
-            _ => {}
-        }
-    }
-    Err(NgsiError::new(
-        ErrorKind::NotAcceptable,
-        format!("cannot produce any of '{raw}': use application/json or application/ld+json"),
-    ))
+    best.map(|(m, _)| m).ok_or_else(|| {
+        NgsiError::new(
+            ErrorKind::NotAcceptable,
+            format!("cannot produce any of '{raw}': use application/json, application/ld+json or application/geo+json"),
+        )
+    })
 }
 
 /// Reads the body under the configured size cap.
@@ -203,76 +215,71 @@ fn content_type(req: &HttpRequest) -> Result<MediaType> {
     }
 }
 
-pub async fn json_body(
+/// A JSON body as sent, with its media type and the Link context, before any @context
+/// is looked at (batches resolve one per entity).
+pub struct RawBody {
+    pub value: Value,
+    pub media: MediaType,
+    pub link: Option<String>,
+}
+
+pub async fn raw_json_body(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
-) -> Result<JsonBody> {
+) -> Result<RawBody> {
     let media = content_type(req)?;
     let bytes = body_bytes(state, payload).await?;
     if bytes.is_empty() {
         return Err(NgsiError::invalid("the request body is empty"));
     }
-    let mut value: Value = serde_json::from_slice(&bytes)
+    let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| NgsiError::invalid(format!("the body is not valid JSON: {e}")))?;
     let link = link_context(req)?;
-    let body_ctx = take_contexts(&mut value, media)?;
-    let user_ctx = match media {
-        MediaType::JsonLd => {
-            if link.is_some() {
-                return Err(NgsiError::bad_data(
-                    "with Content-Type application/ld+json the @context goes in the body, not in a Link header",
-                ));
-            }
-            Some(body_ctx.ok_or_else(|| {
-                NgsiError::bad_data(
-                    "with Content-Type application/ld+json the body must have an @context",
-                )
-            })?)
+    if media == MediaType::JsonLd && link.is_some() {
+        return Err(NgsiError::bad_data(
+            "with Content-Type application/ld+json the @context goes in the body, not in a Link header",
+        ));
+    }
+    Ok(RawBody { value, media, link })
+}
+
+/// Takes the @context out of one body object and resolves the context that applies to
+/// it, by the rules of the Content-Type (clause 6.3.5).
+pub async fn object_context(
+    state: &AppState,
+    raw: &RawBody,
+    obj: Option<&mut Map<String, Value>>,
+) -> Result<Arc<ActiveContext>> {
+    let inline = obj.and_then(|o| o.remove("@context"));
+    let user = match (raw.media, inline) {
+        (MediaType::JsonLd, Some(ctx)) => Some(ctx),
+        (MediaType::JsonLd, None) => {
+            return Err(NgsiError::bad_data("with Content-Type application/ld+json the body must have an @context"))
         }
-        _ => link.map(Value::String),
+        (_, Some(_)) => {
+            return Err(NgsiError::bad_data(
+                "with Content-Type application/json the @context must come in a Link header, not in the body",
+            ))
+        }
+        (_, None) => raw.link.clone().map(Value::String),
     };
-    let ctx = state.contexts.resolve(user_ctx.as_ref()).await?;
+    state.contexts.resolve(user.as_ref()).await
+}
+
+pub async fn json_body(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<JsonBody> {
+    let mut raw = raw_json_body(state, req, payload).await?;
+    let mut value = std::mem::take(&mut raw.value);
+    let ctx = object_context(state, &raw, value.as_object_mut()).await?;
     Ok(JsonBody {
         value,
         ctx,
-        content_type: media,
+        content_type: raw.media,
     })
-}
-
-/// Removes the @context member(s) of a body (one object, or each item of an array) and
-/// returns it; every item of an array must agree.
-fn take_contexts(value: &mut Value, media: MediaType) -> Result<Option<Value>> {
-    let take = |obj: &mut Map<String, Value>| -> Result<Option<Value>> {
-        let ctx = obj.remove("@context");
-        if media == MediaType::Json && ctx.is_some() {
-            return Err(NgsiError::bad_data(
-                "with Content-Type application/json the @context must come in a Link header, not in the body",
-            ));
-        }
-        Ok(ctx)
-    };
-    match value {
-        Value::Object(obj) => take(obj),
-        Value::Array(items) => {
-            let mut found: Option<Value> = None;
-            for item in items.iter_mut() {
-                if let Value::Object(obj) = item {
-                    match (take(obj)?, &found) {
-                        (Some(c), None) => found = Some(c),
-                        (None, _) if media == MediaType::JsonLd => {
-                            return Err(NgsiError::bad_data(
-                                "every entity of an application/ld+json batch needs an @context",
-                            ))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Ok(found)
-        }
-        _ => Ok(None),
-    }
 }
 
 /// Query parameters, checked against the names an endpoint accepts.
@@ -280,7 +287,7 @@ pub fn query_params(req: &HttpRequest, allowed: &[&str]) -> Result<HashMap<Strin
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
         if !allowed.contains(&k.as_ref()) {
-            return Err(NgsiError::bad_data(format!(
+            return Err(NgsiError::invalid(format!(
                 "unknown query parameter '{k}'; this endpoint accepts: {}",
                 allowed.join(", ")
             )));

@@ -35,11 +35,9 @@ fn details(c: &StoredContext) -> Value {
         "kind": c.kind.as_str(),
         "createdAt": time::format(c.created_at),
     });
-    if c.kind != ContextKind::Hosted {
-        d["numberOfHits"] = json!(c.hits.load(std::sync::atomic::Ordering::Relaxed));
-        if let Some(last) = *c.last_usage.read() {
-            d["lastUsage"] = json!(time::format(last));
-        }
+    d["numberOfHits"] = json!(c.hits.load(std::sync::atomic::Ordering::Relaxed));
+    if let Some(last) = *c.last_usage.read() {
+        d["lastUsage"] = json!(time::format(last));
     }
     d
 }
@@ -67,7 +65,7 @@ async fn add(state: State, req: HttpRequest, payload: web::Payload) -> Result<Ht
     let ctx = doc
         .as_object()
         .and_then(|o| o.get("@context"))
-        .ok_or_else(|| NgsiError::bad_data("the body must be an object with an @context member"))?;
+        .ok_or_else(|| NgsiError::invalid("the body must be an object with an @context member"))?;
     let valid_item = |v: &Value| {
         matches!(v, Value::Object(_)) || v.as_str().is_some_and(|s| url::Url::parse(s).is_ok())
     };
@@ -92,10 +90,10 @@ async fn add(state: State, req: HttpRequest, payload: web::Payload) -> Result<Ht
         created_at: chrono::Utc::now(),
     };
     state.store.put_context(record.clone()).await?;
-    let url = record.url.clone();
     state.contexts.docs.insert(record);
+    let location = format!("{}/jsonldContexts/{local_id}", super::BASE);
     Ok(HttpResponse::Created()
-        .insert_header(("Location", url))
+        .insert_header(("Location", location))
         .finish())
 }
 
@@ -165,12 +163,12 @@ async fn serve(state: State, req: HttpRequest, path: web::Path<String>) -> Resul
     if is_core(&raw) {
         let (doc, _) = state.contexts.docs.load(CORE_CONTEXT_URL).await?;
         return Ok(HttpResponse::Ok()
-            .content_type("application/ld+json")
+            .content_type("application/json")
             .json(&*doc));
     }
     let c = find(&state, &raw)?;
     Ok(HttpResponse::build(StatusCode::OK)
-        .content_type("application/ld+json")
+        .content_type("application/json")
         .json(&*c.document))
 }
 
@@ -179,9 +177,22 @@ async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Resu
     let reload = bool_param(&params, "reload")?;
     let raw = path.into_inner();
     if is_core(&raw) {
-        return Err(NgsiError::bad_data("the core @context cannot be deleted"));
+        // The core context is compiled in: "reloading" it is a no-op that succeeds.
+        return if reload {
+            Ok(HttpResponse::NoContent().finish())
+        } else {
+            Err(NgsiError::bad_data("the core @context cannot be deleted"))
+        };
     }
-    let c = find(&state, &raw)?;
+    let c = match find(&state, &raw) {
+        Ok(c) => c,
+        Err(_) if reload => {
+            return Err(NgsiError::bad_data(format!(
+                "no cached @context {raw} to reload"
+            )))
+        }
+        Err(e) => return Err(e),
+    };
     if reload {
         if c.kind != ContextKind::Cached {
             return Err(NgsiError::bad_data(

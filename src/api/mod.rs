@@ -54,3 +54,30 @@ pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, NgsiEr
         format!("{} is not allowed on {}", req.method(), req.path()),
     ))
 }
+
+/// Clients (the ETSI suite among them) write collection URLs with a final '/'; route
+/// them as without it. Unlike actix's NormalizePath this keeps '//' (an empty id must
+/// stay visible so it gets a 400, not a match on another route).
+pub fn trim_trailing_slash<S, B>(mut req: actix_web::dev::ServiceRequest, srv: &S) -> S::Future
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let path = req.path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let uri = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = uri.parse::<actix_web::http::Uri>() {
+            req.match_info_mut().get_mut().update(&uri);
+            req.head_mut().uri = uri;
+        }
+    }
+    srv.call(req)
+}

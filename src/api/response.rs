@@ -64,3 +64,28 @@ pub fn json(
     let text = serde_json::to_string(body).map_err(NgsiError::internal)?;
     Ok(builder(status, media, ctx).body(text))
 }
+
+/// An entity as a GeoJSON Feature (clause 4.5.17): the chosen GeoProperty is the
+/// geometry, the rest of the entity goes in `properties`.
+pub fn geojson_feature(
+    e: &Entity,
+    ctx: &ActiveContext,
+    opts: &RenderOptions,
+    geometry_property: &str,
+) -> Value {
+    let mut props = render::render_entity(e, ctx, opts);
+    let id = props.remove("id").unwrap_or(Value::Null);
+    let geometry = e
+        .attrs
+        .get(&ctx.expand(geometry_property))
+        .and_then(|instances| instances.first())
+        .and_then(|a| a.get("value"))
+        .filter(|v| v.is_object())
+        .cloned()
+        .unwrap_or(Value::Null);
+    serde_json::json!({ "id": id, "type": "Feature", "geometry": geometry, "properties": props })
+}
+
+pub fn geojson_collection(features: Vec<Value>) -> Value {
+    serde_json::json!({ "type": "FeatureCollection", "features": features })
+}

@@ -16,6 +16,8 @@ pub struct ActiveContext {
     /// (IRI, prefix term), longest IRI first, for compact IRIs such as `ngsi-ld:foo`.
     prefixes: Vec<(String, String)>,
     vocab: String,
+    /// Terms that alias JSON-LD keywords (`id`, `type`...): never entity types or attributes.
+    keyword_aliases: std::collections::HashSet<String>,
     /// The context as the client gave it (URL, object or array), echoed in responses.
     pub source: Value,
 }
@@ -45,6 +47,7 @@ impl ActiveContext {
         }
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
         Self {
+            keyword_aliases: Default::default(),
             terms,
             reverse,
             prefixes,
@@ -84,12 +87,21 @@ impl ActiveContext {
         }
         for (base, prefix) in &self.prefixes {
             if let Some(rest) = iri.strip_prefix(base.as_str()) {
-                if !rest.is_empty() && !rest.contains(['/', '#']) {
+                if !rest.is_empty() && !rest.starts_with("//") {
                     return format!("{prefix}:{rest}");
                 }
             }
         }
         iri.to_string()
+    }
+
+    pub fn with_keyword_aliases(mut self, aliases: impl IntoIterator<Item = String>) -> Self {
+        self.keyword_aliases.extend(aliases);
+        self
+    }
+
+    pub fn is_keyword_alias(&self, term: &str) -> bool {
+        term.starts_with('@') || self.keyword_aliases.contains(term)
     }
 
     pub fn defines(&self, term: &str) -> bool {

@@ -61,8 +61,9 @@ impl ContextResolver {
             }
         }
         let key = user.to_string();
-        if let Some(hit) = self.cache.read().get(&key) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.cache.read().get(&key).cloned() {
+            self.count_use(user);
+            return Ok(hit);
         }
         let mut full: Vec<Value> = match user {
             Value::Array(items) => items.clone(),
@@ -83,6 +84,21 @@ impl ContextResolver {
         }
         cache.insert(key, active.clone());
         Ok(active)
+    }
+
+    /// Counts a use of each stored context a (cached) client context names, for the
+    /// `numberOfHits` of `/jsonldContexts`.
+    fn count_use(&self, user: &Value) {
+        let urls: Vec<&str> = match user {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for url in urls {
+            if let Some(stored) = self.docs.find(url) {
+                stored.touch();
+            }
+        }
     }
 
     /// Forgets processed contexts, e.g. after a stored context changed.

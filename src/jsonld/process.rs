@@ -68,8 +68,12 @@ pub async fn process(
         }
     };
     let mut definitions = Vec::new();
+    let mut aliases = Vec::new();
     for binding in processed.definitions().iter() {
         if let json_ld::context::BindingRef::Normal(key, def) = binding {
+            if let Some(Term::Keyword(_)) = &def.value {
+                aliases.push(key.as_str().to_string());
+            }
             if let Some(Term::Id(Id::Valid(ValidId::Iri(iri)))) = &def.value {
                 definitions.push((
                     key.as_str().to_string(),
@@ -84,5 +88,8 @@ pub async fn process(
         _ => None,
     };
     let newly_cached = loader.newly_cached.take();
-    Ok((ActiveContext::new(definitions, vocab, source), newly_cached))
+    Ok((
+        ActiveContext::new(definitions, vocab, source).with_keyword_aliases(aliases),
+        newly_cached,
+    ))
 }

@@ -99,12 +99,88 @@ pub fn is_reserved(member: &str) -> bool {
     RESERVED.contains(&member)
 }
 
-/// How strictly a body is read: merge-patch bodies may carry `null` to delete.
+/// Names that are NGSI-LD members of an attribute and so cannot name an attribute.
+const CORE_MEMBER_NAMES: &[&str] = &[
+    "datasetId",
+    "instanceId",
+    "observedAt",
+    "unitCode",
+    "value",
+    "object",
+    "languageMap",
+    "json",
+    "vocab",
+    "valueList",
+    "objectList",
+    "objectType",
+    "previousValue",
+    "previousObject",
+    "previousLanguageMap",
+    "previousJson",
+    "previousVocab",
+    "previousValueList",
+    "previousObjectList",
+    "lang",
+    "@context",
+];
+
+/// Output-only members a client may not send.
+const OUTPUT_ONLY: &[&str] = &[
+    "previousValue",
+    "previousObject",
+    "previousLanguageMap",
+    "previousJson",
+    "previousVocab",
+    "previousValueList",
+    "previousObjectList",
+    "instanceId",
+    "lang",
+];
+
+/// Attribute names that always hold a GeoProperty.
+const GEO_NAMES: &[&str] = &["location", "observationSpace", "operationSpace"];
+
+/// How strictly a body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    Write,
-    /// Partial update of an existing attribute: the value member may be missing.
+    /// Creation or replacement: every value present, no null anywhere.
+    Create,
+    /// Merge, update and append fragments: a null value deletes the attribute instance.
+    Merge,
+    /// Partial update of one attribute: members may be missing; null deletes.
     Partial,
+}
+
+/// True for an instance that asks to delete the stored instance with its datasetId.
+pub fn is_deletion(attr: &Attribute) -> bool {
+    attr.get(DELETE_MARK).is_some()
+}
+
+/// Internal member set on instances that ask for a deletion (never stored).
+const DELETE_MARK: &str = "@delete";
+
+fn deletion(name: &str, obj: Option<&Map<String, Value>>) -> Result<Attribute> {
+    let mut a = Map::new();
+    a.insert(DELETE_MARK.into(), Value::Bool(true));
+    if let Some(ds) = obj.and_then(|o| o.get("datasetId")) {
+        let s = ds
+            .as_str()
+            .ok_or_else(|| NgsiError::bad_data(format!("datasetId of '{name}' must be a URI")))?;
+        if s != "@none" {
+            validate_uri(s, "datasetId")?;
+            a.insert("datasetId".into(), ds.clone());
+        }
+    }
+    Ok(a)
+}
+
+fn is_null_marker(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s == NULL_URI,
+        Value::Object(m) => m.len() == 1 && m.get("@none").is_some_and(is_null_marker),
+        _ => false,
+    }
 }
 
 /// Parses one attribute of a request body into its instances (several when it is an
@@ -116,18 +192,13 @@ pub fn parse(
     now: &str,
     mode: Mode,
 ) -> Result<Vec<Attribute>> {
-    validate_name(name, "attribute name")?;
-    if ENTITY_MEMBERS.contains(&name) {
-        return Err(NgsiError::bad_data(format!(
-            "'{name}' is not allowed as an attribute name"
-        )));
-    }
+    validate_attribute_name(name, ctx)?;
     let instances: Vec<Attribute> = match raw {
         Value::Array(items) if !items.is_empty() && items.iter().all(looks_like_instance) => items
             .iter()
-            .map(|item| parse_instance(name, item, ctx, now, mode))
+            .map(|item| parse_instance(name, item, ctx, now, mode, 0))
             .collect::<Result<_>>()?,
-        other => vec![parse_instance(name, other, ctx, now, mode)?],
+        other => vec![parse_instance(name, other, ctx, now, mode, 0)?],
     };
     let mut seen = std::collections::HashSet::new();
     for inst in &instances {
@@ -139,6 +210,20 @@ pub fn parse(
         }
     }
     Ok(instances)
+}
+
+/// An attribute name must be a valid term or IRI, and not a name NGSI-LD reserves.
+pub fn validate_attribute_name(name: &str, ctx: &ActiveContext) -> Result<()> {
+    validate_name(name, "attribute name")?;
+    if ENTITY_MEMBERS.contains(&name)
+        || CORE_MEMBER_NAMES.contains(&name)
+        || ctx.is_keyword_alias(name)
+    {
+        return Err(NgsiError::bad_data(format!(
+            "'{name}' is reserved by NGSI-LD and cannot name an attribute"
+        )));
+    }
+    Ok(())
 }
 
 fn looks_like_instance(v: &Value) -> bool {
@@ -154,7 +239,7 @@ fn looks_like_instance(v: &Value) -> bool {
 }
 
 /// Infers the attribute type of a concise or normalized instance.
-fn infer_kind(obj: &Map<String, Value>) -> Option<&'static str> {
+fn infer_kind(name: &str, obj: &Map<String, Value>) -> Option<&'static str> {
     if let Some(t) = obj.get("type").and_then(Value::as_str) {
         if let Some((k, _)) = KINDS.iter().find(|(k, _)| *k == t) {
             return Some(k);
@@ -162,13 +247,34 @@ fn infer_kind(obj: &Map<String, Value>) -> Option<&'static str> {
         if t == "VocabularyProperty" {
             return Some(VOCAB_PROPERTY);
         }
+        return None;
     }
-    KINDS
+    if let Some((k, _)) = KINDS
         .iter()
-        .skip(1)
-        .find(|(_, m)| obj.contains_key(*m))
-        .map(|(k, _)| *k)
-        .or_else(|| obj.contains_key("value").then_some(PROPERTY))
+        .find(|(_, m)| *m != "value" && obj.contains_key(*m))
+    {
+        return Some(k);
+    }
+    let value = obj.get("value")?;
+    // "the GeoProperty sub-type shall be inferred if the value is a GeoJSON geometry".
+    if GEO_NAMES.contains(&name) || is_geometry_like(value) {
+        return Some(GEO_PROPERTY);
+    }
+    Some(PROPERTY)
+}
+
+fn is_geometry_like(v: &Value) -> bool {
+    v.get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| GEOMETRIES.contains(&t))
+        && v.get("coordinates").is_some()
+}
+
+fn new_attr(kind: &str, member: &str, value: Value) -> Attribute {
+    let mut a = Map::new();
+    a.insert("type".into(), kind.into());
+    a.insert(member.into(), value);
+    a
 }
 
 fn parse_instance(
@@ -177,68 +283,80 @@ fn parse_instance(
     ctx: &ActiveContext,
     now: &str,
     mode: Mode,
+    depth: usize,
 ) -> Result<Attribute> {
+    if depth > 16 {
+        return Err(NgsiError::bad_data(format!(
+            "attribute '{name}' nests sub-attributes too deeply"
+        )));
+    }
+    let bad = |why: String| Err(NgsiError::bad_data(format!("attribute '{name}': {why}")));
     let obj = match raw {
         Value::Object(o) => o,
-        Value::Null => {
-            return Err(NgsiError::bad_data(format!(
-                "attribute '{name}' has a null value"
-            )))
+        v if is_null_marker(v) => {
+            return match mode {
+                Mode::Create => bad("a value cannot be null".into()),
+                _ => deletion(name, None),
+            }
         }
-        // Concise: a bare value is a Property's value.
+        // Concise: a bare value is a Property's value (a GeoProperty's for location).
         other => {
-            let mut a = Map::new();
-            a.insert("type".into(), PROPERTY.into());
-            a.insert("value".into(), other.clone());
-            return Ok(a);
+            check_no_null(name, other, mode)?;
+            if GEO_NAMES.contains(&name) {
+                let geo = validate_geo_value(name, other)?;
+                return Ok(stamp(new_attr(GEO_PROPERTY, "value", geo), now));
+            }
+            return Ok(stamp(new_attr(PROPERTY, "value", other.clone()), now));
         }
     };
-    let declared = obj.get("type");
-    let kind = match infer_kind(obj) {
+    if obj.contains_key("@context") {
+        return bad("an attribute cannot carry its own @context".into());
+    }
+    let kind = match infer_kind(name, obj) {
         Some(k) => k,
-        None => match declared.and_then(Value::as_str) {
+        None => match obj.get("type") {
             // Concise GeoProperty: the GeoJSON geometry itself.
-            Some(g) if GEOMETRIES.contains(&g) => {
-                validate_geometry(name, raw)?;
-                let mut a = Map::new();
-                a.insert("type".into(), GEO_PROPERTY.into());
-                a.insert("value".into(), raw.clone());
-                return Ok(a);
+            Some(Value::String(g))
+                if GEOMETRIES.contains(&g.as_str()) && !obj.contains_key("value") =>
+            {
+                let geo = validate_geo_value(name, raw)?;
+                return Ok(stamp(new_attr(GEO_PROPERTY, "value", geo), now));
             }
-            Some(other) => {
-                return Err(NgsiError::bad_data(format!(
-                    "attribute '{name}' has the unknown type '{other}'"
-                )))
-            }
-            None if declared.is_some() => {
-                return Err(NgsiError::bad_data(format!(
-                    "attribute '{name}' has a type that is not a string"
-                )))
-            }
+            Some(Value::String(other)) => return bad(format!("unknown attribute type '{other}'")),
+            Some(_) => return bad("type must be a string".into()),
             None if mode == Mode::Partial => PROPERTY,
             // Concise: a JSON object that is a Property's value.
             None => {
-                let mut a = Map::new();
-                a.insert("type".into(), PROPERTY.into());
-                a.insert("value".into(), raw.clone());
-                return Ok(a);
+                check_no_null(name, raw, mode)?;
+                if GEO_NAMES.contains(&name) {
+                    return bad("must be a GeoProperty".into());
+                }
+                return Ok(stamp(new_attr(PROPERTY, "value", raw.clone()), now));
             }
         },
     };
+    if GEO_NAMES.contains(&name) && kind != GEO_PROPERTY {
+        return bad(format!("'{name}' must be a GeoProperty, not a {kind}"));
+    }
+    let member = value_member(kind);
     let mut attr = Map::new();
     attr.insert("type".into(), kind.into());
-    let member = value_member(kind);
     match obj.get(member) {
-        Some(Value::Null) | None if mode == Mode::Write => {
-            return Err(NgsiError::bad_data(format!(
-                "attribute '{name}' of type {kind} needs a non-null '{member}'"
-            )))
+        Some(v) if is_null_marker(v) => {
+            if mode == Mode::Create {
+                return bad(format!("{member} cannot be null"));
+            }
+            return deletion(name, Some(obj));
         }
         Some(v) => {
-            let v = validate_value(name, kind, v, ctx)?;
-            attr.insert(member.into(), v);
+            // A JsonProperty holds raw JSON, where null is an ordinary value.
+            if kind != JSON_PROPERTY {
+                check_no_null(name, v, mode)?;
+            }
+            attr.insert(member.into(), validate_value(name, kind, v, ctx)?);
         }
-        None => {}
+        None if mode == Mode::Partial => {}
+        None => return bad(format!("a {kind} needs a '{member}' member")),
     }
     for (key, v) in obj {
         if key == "type" || key == member {
@@ -249,18 +367,23 @@ fn parse_instance(
                 let s = v.as_str().ok_or_else(|| {
                     NgsiError::bad_data(format!("observedAt of '{name}' must be a string"))
                 })?;
-                let normalized = time::parse_datetime(s).map_err(|_| {
-                    NgsiError::bad_data(format!(
-                        "observedAt '{s}' of '{name}' is not an ISO 8601 date-time"
-                    ))
+                attr.insert(
+                    key.clone(),
+                    Value::String(parse_utc(name, "observedAt", s)?),
+                );
+            }
+            "expiresAt" => {
+                let s = v.as_str().ok_or_else(|| {
+                    NgsiError::bad_data(format!("expiresAt of '{name}' must be a string"))
                 })?;
-                attr.insert(key.clone(), Value::String(normalized));
+                attr.insert(key.clone(), Value::String(parse_utc(name, "expiresAt", s)?));
             }
             "unitCode" => {
-                if !v.is_string() {
-                    return Err(NgsiError::bad_data(format!(
-                        "unitCode of '{name}' must be a string"
-                    )));
+                if !matches!(kind, PROPERTY | LIST_PROPERTY | GEO_PROPERTY) {
+                    return bad(format!("a {kind} cannot have a unitCode"));
+                }
+                if !v.as_str().is_some_and(|s| !s.is_empty()) {
+                    return bad("unitCode must be a non-empty string".into());
                 }
                 attr.insert(key.clone(), v.clone());
             }
@@ -268,8 +391,11 @@ fn parse_instance(
                 let s = v.as_str().ok_or_else(|| {
                     NgsiError::bad_data(format!("datasetId of '{name}' must be a URI"))
                 })?;
-                validate_uri(s, "datasetId")?;
-                attr.insert(key.clone(), v.clone());
+                // "@none" names the default instance.
+                if s != "@none" {
+                    validate_uri(s, "datasetId")?;
+                    attr.insert(key.clone(), v.clone());
+                }
             }
             "objectType" => {
                 let s = v.as_str().ok_or_else(|| {
@@ -278,30 +404,78 @@ fn parse_instance(
                 attr.insert(key.clone(), Value::String(ctx.expand(s)));
             }
             // System-generated: what the client sends is ignored.
-            "createdAt" | "modifiedAt" | "deletedAt" | "instanceId" => {}
-            "lang"
-            | "previousValue"
-            | "previousObject"
-            | "previousLanguageMap"
-            | "previousJson"
-            | "previousVocab"
-            | "previousValueList"
-            | "previousObjectList" => {}
+            "createdAt" | "modifiedAt" | "deletedAt" => {}
+            k if OUTPUT_ONLY.contains(&k) => return bad(format!("'{k}' is output-only")),
             k if KINDS.iter().any(|(_, m)| *m == k) => {
-                return Err(NgsiError::bad_data(format!(
-                    "attribute '{name}' of type {kind} must not have a '{k}' member"
-                )))
+                return bad(format!("a {kind} must not have a '{k}' member"))
             }
             sub => {
-                validate_name(sub, "sub-attribute name")?;
-                let parsed = parse_instance(sub, v, ctx, now, Mode::Write)?;
+                validate_attribute_name(sub, ctx)?;
+                let sub_mode = if mode == Mode::Partial {
+                    Mode::Merge
+                } else {
+                    mode
+                };
+                let parsed = parse_instance(sub, v, ctx, now, sub_mode, depth + 1)?;
                 attr.insert(ctx.expand(sub), Value::Object(parsed));
             }
         }
     }
+    Ok(stamp(attr, now))
+}
+
+fn stamp(mut attr: Attribute, now: &str) -> Attribute {
     attr.insert("createdAt".into(), Value::String(now.to_string()));
     attr.insert("modifiedAt".into(), Value::String(now.to_string()));
-    Ok(attr)
+    attr
+}
+
+/// Date-times in attributes must be UTC, written with a final `Z`.
+fn parse_utc(name: &str, member: &str, s: &str) -> Result<String> {
+    if !s.ends_with('Z') {
+        return Err(NgsiError::bad_data(format!(
+            "{member} '{s}' of '{name}' must be a UTC date-time ending in Z"
+        )));
+    }
+    time::parse_datetime(s).map_err(|_| {
+        NgsiError::bad_data(format!(
+            "{member} '{s}' of '{name}' is not an ISO 8601 date-time"
+        ))
+    })
+}
+
+/// On creation, no member of a value may be null (a null would be unreadable later).
+fn check_no_null(name: &str, v: &Value, mode: Mode) -> Result<()> {
+    if mode != Mode::Create {
+        return Ok(());
+    }
+    fn has_null(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::String(s) => s == NULL_URI,
+            Value::Array(a) => a.iter().any(has_null),
+            Value::Object(o) => o.values().any(has_null),
+            _ => false,
+        }
+    }
+    if has_null(v) {
+        return Err(NgsiError::bad_data(format!(
+            "attribute '{name}': values cannot contain null on creation"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_geo_value(name: &str, v: &Value) -> Result<Value> {
+    // A geometry may come as a string holding its JSON.
+    if let Value::String(s) = v {
+        if let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(s) {
+            validate_geometry(name, &parsed)?;
+            return Ok(parsed);
+        }
+    }
+    validate_geometry(name, v)?;
+    Ok(v.clone())
 }
 
 fn validate_value(name: &str, kind: &str, v: &Value, ctx: &ActiveContext) -> Result<Value> {
@@ -325,15 +499,7 @@ fn validate_value(name: &str, kind: &str, v: &Value, ctx: &ActiveContext) -> Res
             }
             Ok(v.clone())
         }
-        GEO_PROPERTY => {
-            if let Some(s) = v.as_str() {
-                if s == NULL_URI {
-                    return Ok(v.clone());
-                }
-            }
-            validate_geometry(name, v)?;
-            Ok(v.clone())
-        }
+        GEO_PROPERTY => validate_geo_value(name, v),
         LANGUAGE_PROPERTY => {
             let Some(map) = v.as_object() else {
                 return bad("languageMap must be an object");
@@ -393,7 +559,8 @@ fn validate_value(name: &str, kind: &str, v: &Value, ctx: &ActiveContext) -> Res
     }
 }
 
-/// Checks the shape of a GeoJSON geometry: its type and nested coordinate arrays.
+/// Checks a GeoJSON geometry (RFC 7946): its type, coordinate nesting, positions in
+/// range, at least two positions per line, closed rings of four or more.
 pub fn validate_geometry(name: &str, v: &Value) -> Result<()> {
     let bad = |why: String| {
         Err(NgsiError::bad_data(format!(
@@ -406,39 +573,51 @@ pub fn validate_geometry(name: &str, v: &Value) -> Result<()> {
     let Some(t) = obj.get("type").and_then(Value::as_str) else {
         return bad("no type".into());
     };
-    if t == "GeometryCollection" {
-        return match obj.get("geometries").and_then(Value::as_array) {
-            Some(g) => g.iter().try_for_each(|g| validate_geometry(name, g)),
-            None => bad("a GeometryCollection needs geometries".into()),
-        };
-    }
-    let depth = match t {
-        "Point" => 0,
-        "MultiPoint" | "LineString" => 1,
-        "MultiLineString" | "Polygon" => 2,
-        "MultiPolygon" => 3,
-        other => return bad(format!("unknown geometry type '{other}'")),
-    };
     let Some(coords) = obj.get("coordinates") else {
-        return bad("no coordinates".into());
+        return bad(if t == "GeometryCollection" {
+            "GeometryCollection is not supported".into()
+        } else {
+            "no coordinates".into()
+        });
     };
-    if !coordinates_ok(coords, depth) {
-        return bad(format!("coordinates do not fit a {t}"));
+    let ok = match t {
+        "Point" => position_ok(coords),
+        "MultiPoint" => each(coords, position_ok),
+        "LineString" => line_ok(coords),
+        "MultiLineString" => each(coords, line_ok),
+        "Polygon" => polygon_ok(coords),
+        "MultiPolygon" => each(coords, polygon_ok),
+        other => return bad(format!("unsupported geometry type '{other}'")),
+    };
+    if !ok {
+        return bad(format!("coordinates do not form a valid {t}"));
     }
     Ok(())
 }
 
-fn coordinates_ok(v: &Value, depth: usize) -> bool {
-    match (v, depth) {
-        (Value::Array(p), 0) => {
-            (2..=3).contains(&p.len())
-                && p.iter().all(Value::is_number)
-                && p[0].as_f64().is_some_and(|x| (-180.0..=180.0).contains(&x))
-                && p[1].as_f64().is_some_and(|y| (-90.0..=90.0).contains(&y))
-        }
-        (Value::Array(items), d) => {
-            !items.is_empty() && items.iter().all(|i| coordinates_ok(i, d - 1))
-        }
-        _ => false,
-    }
+fn each(v: &Value, f: fn(&Value) -> bool) -> bool {
+    v.as_array()
+        .is_some_and(|items| !items.is_empty() && items.iter().all(f))
+}
+
+fn position_ok(v: &Value) -> bool {
+    let Some(p) = v.as_array() else { return false };
+    (2..=3).contains(&p.len())
+        && p.iter().all(Value::is_number)
+        && p[0].as_f64().is_some_and(|x| (-180.0..=180.0).contains(&x))
+        && p[1].as_f64().is_some_and(|y| (-90.0..=90.0).contains(&y))
+}
+
+fn line_ok(v: &Value) -> bool {
+    v.as_array()
+        .is_some_and(|p| p.len() >= 2 && p.iter().all(position_ok))
+}
+
+fn ring_ok(v: &Value) -> bool {
+    v.as_array()
+        .is_some_and(|p| p.len() >= 4 && p.iter().all(position_ok) && p.first() == p.last())
+}
+
+fn polygon_ok(v: &Value) -> bool {
+    each(v, ring_ok)
 }

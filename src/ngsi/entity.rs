@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::attribute::{self, Attribute, Mode};
-use super::ids::{validate_name, validate_uri};
+use super::ids::{validate_type_name, validate_uri};
 use super::time;
 use crate::error::{NgsiError, Result};
 use crate::jsonld::ActiveContext;
@@ -38,8 +38,8 @@ pub struct EntityFragment {
     pub scope: Option<Vec<String>>,
     pub expires_at: Option<String>,
     pub attrs: IndexMap<String, Vec<Attribute>>,
-    /// Attributes the body set to null (merge-patch: delete them).
-    pub nulled: Vec<String>,
+    /// The body set `scope` to null (merge-patch: remove it).
+    pub scope_deleted: bool,
 }
 
 /// What a body must contain.
@@ -75,7 +75,12 @@ pub fn parse_body(
         None if matches!(kind, BodyKind::Fragment { .. }) => Vec::new(),
         None => return Err(NgsiError::bad_data("the entity has no type")),
     };
-    let scope = body.get("scope").map(parse_scope).transpose()?;
+    let allow_null = matches!(kind, BodyKind::Fragment { allow_null: true });
+    let scope_deleted = allow_null && body.get("scope").is_some_and(is_null);
+    let scope = match body.get("scope") {
+        Some(v) if !scope_deleted => Some(parse_scope(v)?),
+        _ => None,
+    };
     let expires_at = match body.get("expiresAt") {
         Some(Value::String(s)) => Some(
             time::parse_datetime(s)
@@ -84,28 +89,26 @@ pub fn parse_body(
         Some(_) => return Err(NgsiError::bad_data("expiresAt must be a date-time string")),
         None => None,
     };
-    let allow_null = matches!(kind, BodyKind::Fragment { allow_null: true });
+    let mode = if allow_null {
+        Mode::Merge
+    } else {
+        Mode::Create
+    };
     let mut attrs = IndexMap::new();
-    let mut nulled = Vec::new();
     for (name, raw) in body {
         if attribute::ENTITY_MEMBERS.contains(&name.as_str()) {
             continue;
         }
-        if allow_null && is_null(raw) {
-            validate_name(name, "attribute name")?;
-            nulled.push(ctx.expand(name));
-            continue;
-        }
-        let instances = attribute::parse(name, raw, ctx, now, Mode::Write)?;
+        let instances = attribute::parse(name, raw, ctx, now, mode)?;
         attrs.insert(ctx.expand(name), instances);
     }
     Ok(EntityFragment {
         id,
         types,
         scope,
+        scope_deleted,
         expires_at,
         attrs,
-        nulled,
     })
 }
 
@@ -113,14 +116,6 @@ fn is_null(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::String(s) => s == attribute::NULL_URI,
-        Value::Object(o) => {
-            let member = o
-                .get("type")
-                .and_then(Value::as_str)
-                .map_or("value", attribute::value_member);
-            matches!(o.get(member).or_else(|| o.get("value")), Some(Value::Null))
-                || o.get(member).and_then(Value::as_str) == Some(attribute::NULL_URI)
-        }
         _ => false,
     }
 }
@@ -143,7 +138,12 @@ pub fn parse_types(t: &Value, ctx: &ActiveContext) -> Result<Vec<String>> {
     };
     let mut out: Vec<String> = Vec::with_capacity(names.len());
     for n in names {
-        validate_name(n, "entity type")?;
+        validate_type_name(n)?;
+        if ctx.is_keyword_alias(n) {
+            return Err(NgsiError::bad_data(format!(
+                "'{n}' is a JSON-LD keyword, not an entity type"
+            )));
+        }
         let iri = ctx.expand(n);
         if !out.contains(&iri) {
             out.push(iri);

@@ -6,8 +6,27 @@ use crate::error::{NgsiError, Result};
 /// HTTP paths), besides whitespace and control characters.
 const FORBIDDEN: &[char] = &['<', '>', '"', '\'', '=', ';', '(', ')'];
 
+/// Characters that render as nothing or reorder text: an id containing one looks like
+/// another id (spoofing), so they are refused (bidi controls, zero-width and format
+/// characters, variation selectors, fillers, noncharacters).
+pub fn is_invisible(c: char) -> bool {
+    let u = c as u32;
+    matches!(u,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x2800 | 0x3164
+        | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0xFDD0..=0xFDEF
+        | 0xE0000..=0xE0FFF)
+        || (u & 0xFFFE) == 0xFFFE
+}
+
 /// An entity id (or any NGSI-LD URI): must be an absolute URI.
 pub fn validate_uri(id: &str, what: &str) -> Result<()> {
+    if let Some(c) = id.chars().find(|c| is_invisible(*c)) {
+        return Err(NgsiError::bad_data(format!(
+            "{what} contains the invisible character U+{:04X}",
+            c as u32
+        )));
+    }
     if id.is_empty()
         || id
             .chars()
@@ -32,10 +51,27 @@ pub fn validate_name(name: &str, what: &str) -> Result<()> {
     }
     if let Some(c) = name
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c))
+        .find(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c) || is_invisible(*c))
     {
         return Err(NgsiError::bad_data(format!(
             "{what} '{name}' contains the forbidden character {c:?}"
+        )));
+    }
+    // '@' starts JSON-LD keywords, never a term.
+    if name.starts_with('@') {
+        return Err(NgsiError::bad_data(format!(
+            "{what} '{name}' cannot start with '@'"
+        )));
+    }
+    Ok(())
+}
+
+/// An entity type: a name that is not a bare number-like term.
+pub fn validate_type_name(name: &str) -> Result<()> {
+    validate_name(name, "entity type")?;
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(NgsiError::bad_data(format!(
+            "entity type '{name}' cannot start with a digit"
         )));
     }
     Ok(())

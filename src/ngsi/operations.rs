@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::attribute::Attribute;
+use super::attribute::{self, Attribute};
 use super::entity::{dataset_id, Entity, EntityFragment};
 use crate::error::{NgsiError, Result};
 
@@ -44,6 +44,32 @@ fn merge_types(entity: &mut Entity, types: &[String]) {
     }
 }
 
+fn union_scope(entity: &mut Entity, scope: Option<Vec<String>>) {
+    if let Some(scope) = scope {
+        let current = entity.scope.get_or_insert_with(Vec::new);
+        for s in scope {
+            if !current.contains(&s) {
+                current.push(s);
+            }
+        }
+    }
+}
+
+/// Removes the instance a deletion names; true if there was one.
+fn delete_instance(entity: &mut Entity, name: &str, marker: &Attribute) -> bool {
+    let Some(existing) = entity.attrs.get_mut(name) else {
+        return false;
+    };
+    let Some(i) = find_instance(existing, dataset_id(marker)) else {
+        return false;
+    };
+    existing.remove(i);
+    if existing.is_empty() {
+        entity.attrs.shift_remove(name);
+    }
+    true
+}
+
 /// Append attributes (POST /entities/{id}/attrs): add new ones, overwrite existing
 /// ones unless `no_overwrite`.
 pub fn append(
@@ -54,13 +80,15 @@ pub fn append(
 ) -> UpdateReport {
     let mut report = UpdateReport::default();
     merge_types(entity, &fragment.types);
-    if let Some(scope) = fragment.scope {
-        entity.scope = Some(scope);
-    }
+    union_scope(entity, fragment.scope);
     for (name, instances) in fragment.attrs {
-        let existing = entity.attrs.entry(name.clone()).or_default();
         let mut changed = false;
         for mut inst in instances {
+            if attribute::is_deletion(&inst) {
+                changed |= delete_instance(entity, &name, &inst);
+                continue;
+            }
+            let existing = entity.attrs.entry(name.clone()).or_default();
             match find_instance(existing, dataset_id(&inst)) {
                 Some(_) if no_overwrite => {
                     report.not_updated.push((
@@ -88,17 +116,45 @@ pub fn append(
     report
 }
 
-/// Update attributes (PATCH /entities/{id}/attrs): only attributes that exist change.
+/// Update attributes (PATCH /entities/{id}/attrs): only attributes that exist change;
+/// types are appended, an existing scope is replaced, null deletes an instance.
 pub fn update(entity: &mut Entity, fragment: EntityFragment, now: &str) -> UpdateReport {
     let mut report = UpdateReport::default();
+    if !fragment.types.is_empty() {
+        merge_types(entity, &fragment.types);
+        report.updated.push("type".into());
+    }
+    match (fragment.scope, entity.scope.is_some()) {
+        (Some(scope), true) => {
+            entity.scope = Some(scope);
+            report.updated.push("scope".into());
+        }
+        (Some(_), false) => report
+            .not_updated
+            .push(("scope".into(), "the entity has no scope to update".into())),
+        (None, _) => {}
+    }
     for (name, instances) in fragment.attrs {
-        let Some(existing) = entity.attrs.get_mut(&name) else {
+        if !entity.attrs.contains_key(&name) {
             report
                 .not_updated
                 .push((name, "attribute does not exist".into()));
             continue;
-        };
+        }
         for mut inst in instances {
+            if attribute::is_deletion(&inst) {
+                if delete_instance(entity, &name, &inst) {
+                    report.updated.push(name.clone());
+                } else {
+                    report
+                        .not_updated
+                        .push((name.clone(), "no instance with this datasetId".into()));
+                }
+                continue;
+            }
+            let Some(existing) = entity.attrs.get_mut(&name) else {
+                continue;
+            };
             match find_instance(existing, dataset_id(&inst)) {
                 Some(i) => {
                     carry_created_at(&mut inst, &existing[i]);
@@ -124,20 +180,21 @@ pub fn update(entity: &mut Entity, fragment: EntityFragment, now: &str) -> Updat
 pub fn merge(entity: &mut Entity, fragment: EntityFragment, now: &str) -> UpdateReport {
     let mut report = UpdateReport::default();
     merge_types(entity, &fragment.types);
-    if let Some(scope) = fragment.scope {
+    if fragment.scope_deleted {
+        entity.scope = None;
+    } else if let Some(scope) = fragment.scope {
         entity.scope = Some(scope);
     }
     if fragment.expires_at.is_some() {
         entity.expires_at = fragment.expires_at;
     }
-    for name in fragment.nulled {
-        if entity.attrs.shift_remove(&name).is_some() {
-            report.updated.push(name);
-        }
-    }
     for (name, instances) in fragment.attrs {
-        let existing = entity.attrs.entry(name.clone()).or_default();
         for inst in instances {
+            if attribute::is_deletion(&inst) {
+                delete_instance(entity, &name, &inst);
+                continue;
+            }
+            let existing = entity.attrs.entry(name.clone()).or_default();
             match find_instance(existing, dataset_id(&inst)) {
                 Some(i) => merge_instance(&mut existing[i], inst),
                 None => existing.push(inst),
@@ -145,18 +202,21 @@ pub fn merge(entity: &mut Entity, fragment: EntityFragment, now: &str) -> Update
         }
         report.updated.push(name);
     }
+    entity.attrs.retain(|_, v| !v.is_empty());
     touch(entity, now);
     report
 }
 
-/// Merges the members of `new` into `old`, keeping `createdAt`.
+/// Merges the members of `new` into `old`, keeping `createdAt`. A compound value is
+/// merged as a JSON merge patch; sub-attributes are merged recursively.
 fn merge_instance(old: &mut Attribute, new: Attribute) {
     let created = old.get("createdAt").cloned();
     for (k, v) in new {
         match (old.get_mut(&k), v) {
-            (Some(Value::Object(o)), Value::Object(n))
-                if !k.starts_with(|c: char| c.is_lowercase()) || k.contains(':') =>
-            {
+            (Some(Value::Object(o)), Value::Object(n)) if k == "value" || k == "json" => {
+                merge_patch(o, n)
+            }
+            (Some(Value::Object(o)), Value::Object(n)) if !attribute::is_reserved(&k) => {
                 merge_instance(o, n)
             }
             (_, v) => {
@@ -169,8 +229,47 @@ fn merge_instance(old: &mut Attribute, new: Attribute) {
     }
 }
 
-/// Partial attribute update (PATCH /entities/{id}/attrs/{attr}).
-pub fn patch_attribute(entity: &mut Entity, name: &str, patch: Attribute, now: &str) -> Result<()> {
+/// RFC 7396: null (or the NGSI-LD null URI) removes a member.
+fn merge_patch(target: &mut serde_json::Map<String, Value>, patch: serde_json::Map<String, Value>) {
+    for (k, v) in patch {
+        match v {
+            Value::Null => {
+                target.remove(&k);
+            }
+            Value::String(s) if s == attribute::NULL_URI => {
+                target.remove(&k);
+            }
+            Value::Object(p) => match target.get_mut(&k) {
+                Some(Value::Object(t)) => merge_patch(t, p),
+                _ => {
+                    let mut fresh = serde_json::Map::new();
+                    merge_patch(&mut fresh, p);
+                    target.insert(k, Value::Object(fresh));
+                }
+            },
+            other => {
+                target.insert(k, other);
+            }
+        }
+    }
+}
+
+/// Partial attribute update (PATCH /entities/{id}/attrs/{attr}). `explicit_type` is the
+/// type the client wrote, if any: it must match the stored one.
+pub fn patch_attribute(
+    entity: &mut Entity,
+    name: &str,
+    patch: Attribute,
+    explicit_type: Option<&str>,
+    now: &str,
+) -> Result<()> {
+    if attribute::is_deletion(&patch) {
+        if !delete_instance(entity, name, &patch) {
+            return Err(NgsiError::not_found("attribute instance not found"));
+        }
+        touch(entity, now);
+        return Ok(());
+    }
     let ds = dataset_id(&patch).map(str::to_string);
     let instances = entity
         .attrs
@@ -179,11 +278,16 @@ pub fn patch_attribute(entity: &mut Entity, name: &str, patch: Attribute, now: &
     let i = find_instance(instances, ds.as_deref())
         .ok_or_else(|| NgsiError::not_found("attribute instance with this datasetId not found"))?;
     let old_kind = instances[i].get("type").cloned();
-    merge_instance(&mut instances[i], patch);
-    if let (Some(old), Some(new)) = (old_kind, instances[i].get("type").cloned()) {
-        if old != new {
-            instances[i].insert("type".into(), old);
+    if let (Some(wanted), Some(Value::String(stored))) = (explicit_type, &old_kind) {
+        if wanted != stored {
+            return Err(NgsiError::bad_data(format!(
+                "the attribute is a {stored}; a partial update cannot make it a {wanted}"
+            )));
         }
+    }
+    merge_instance(&mut instances[i], patch);
+    if let Some(old) = old_kind {
+        instances[i].insert("type".into(), old);
     }
     touch(entity, now);
     Ok(())

@@ -71,6 +71,9 @@ pub trait EntityStore: Send + Sync {
 
     async fn query(&self, tenant: &Tenant, query: &EntityQuery) -> Result<QueryPage<Entity>>;
 
+    /// The ids of every entity the query selects (ignoring paging).
+    async fn ids(&self, tenant: &Tenant, query: &EntityQuery) -> Result<Vec<String>>;
+
     /// Deletes every entity the query selects (ignoring paging); returns how many.
     async fn purge(&self, tenant: &Tenant, query: &EntityQuery) -> Result<u64>;
 

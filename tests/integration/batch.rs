@@ -94,14 +94,23 @@ async fn batch_create_item_without_id_or_not_an_object_is_reported() {
     let r = api
         .post(
             "/entityOperations/create",
-            &json!([car(&a, 1), { "type": "Car" }, 42]),
+            &json!([car(&a, 1), { "type": "Car" }]),
         )
         .await;
     r.expect(207);
     let body = r.json();
     assert_eq!(sorted(&body["success"]), vec![a.clone()]);
     let errors = body["errors"].as_array().expect("errors");
-    assert_eq!(errors.len(), 2, "{body}");
+    assert_eq!(errors.len(), 1, "{body}");
+    // An item that is not an entity object (e.g. null, 42) refuses the whole batch.
+    let b = uid("Car");
+    for junk in [json!(42), json!(null)] {
+        let r = api
+            .post("/entityOperations/create", &json!([car(&b, 1), junk]))
+            .await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    assert_problem(&api.get(&ent(&b)).await, 404, "ResourceNotFound");
     for e in errors {
         assert_problem_value(&e["error"], "BadRequestData");
     }
@@ -396,8 +405,9 @@ async fn batch_ld_json_with_context_in_every_item() {
         api.entity(&a).await["type"],
         json!(format!("{SDM_ENV_PREFIX}WaterObserved"))
     );
-    // One item without @context: the request is refused.
+    // One item without @context: that item fails, the others are written (207).
     let c = uid("WaterObserved");
+    let w = uid("W");
     let mut bare = item(&c);
     bare.as_object_mut().expect("object").remove("@context");
     let r = api
@@ -405,10 +415,14 @@ async fn batch_ld_json_with_context_in_every_item() {
             reqwest::Method::POST,
             "/entityOperations/upsert",
             "application/ld+json",
-            &json!([item(&uid("W")), bare]).to_string(),
+            &json!([item(&w), bare]).to_string(),
         )
         .await;
-    assert_problem(&r, 400, "BadRequestData");
+    r.expect(207);
+    let body = r.json();
+    assert_eq!(sorted(&body["success"]), vec![w.clone()]);
+    assert_eq!(body["errors"][0]["entityId"], json!(c));
+    assert_problem_value(&body["errors"][0]["error"], "BadRequestData");
     assert_problem(&api.get(&ent(&c)).await, 404, "ResourceNotFound");
 }
 

@@ -400,7 +400,7 @@ async fn json_values_round_trip_exactly() {
         "negative": -9007199254740993i64,
         "float": 1.5e300,
         "small": -2.5e-10,
-        "nested": [[1, [2, [3]]], { "k": [null, true, false] }],
+        "nested": [[1, [2, [3]]], { "k": [0, true, false] }],
         "empty": { "a": [], "b": {} }
     });
     api.create(&json!({ "id": id, "type": "Thing", "p": { "type": "Property", "value": value } }))

@@ -45,11 +45,11 @@ async fn hosted_context_lifecycle() {
         "hosted contexts are served under /jsonldContexts: {url}"
     );
 
-    // Served back as JSON-LD.
+    // Served back as a JSON document (ETSI 053_01 expects application/json).
     let r = api.send(api.raw(Method::GET, &url)).await;
     r.expect(200);
     assert!(
-        r.content_type().starts_with("application/ld+json"),
+        r.content_type().starts_with("application/json"),
         "{}",
         r.content_type()
     );

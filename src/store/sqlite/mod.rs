@@ -214,6 +214,13 @@ impl EntityStore for Sqlite {
             .await
     }
 
+    async fn ids(&self, tenant: &Tenant, query: &EntityQuery) -> Result<Vec<String>> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.0
+            .read(move |conn| entities::select_ids(conn, &tenant, &query, &time::now()))
+            .await
+    }
+
     async fn purge(&self, tenant: &Tenant, query: &EntityQuery) -> Result<u64> {
         let (tenant, query) = (tenant.clone(), query.clone());
         self.0
