@@ -62,6 +62,7 @@ impl BenchContext {
             requests,
             concurrency: self.options.concurrency(),
             time_cap: self.options.time_cap(),
+            show_progress: false,
         }
     }
 

@@ -56,10 +56,12 @@ impl BrokerProcess {
             .arg(data_dir)
             .env("CALANQUE_PORT", port.to_string())
             .env("CALANQUE_DATA_DIR", data_dir)
+            // Only the bench may reach it.
+            .env("CALANQUE_HOST", "127.0.0.1")
             // Request logging at info level would cost the broker CPU that
             // the bench attributes to it; warnings are enough to debug.
             .env(
-                "RUST_LOG",
+                "CALANQUE_LOG",
                 std::env::var("CALANQUE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdin(Stdio::null())

@@ -20,6 +20,8 @@ pub struct LoadPlan {
     pub concurrency: usize,
     /// No new request is started after this long.
     pub time_cap: Duration,
+    /// Print a line on stderr at each tenth of the requests (long runs).
+    pub show_progress: bool,
 }
 
 /// Builds request number `index` (0-based, below `LoadPlan::requests`).
@@ -126,6 +128,9 @@ pub async fn drive(
                         Err(err) => (0, Err(err.to_string())),
                     };
                     let latency = sent.elapsed();
+                    if plan.show_progress {
+                        report_progress(index, plan.requests, started);
+                    }
                     let (status, body) = outcome;
                     *record.statuses.entry(status).or_default() += 1;
                     if body.is_ok() && expected_statuses.contains(&status) {
@@ -175,5 +180,16 @@ pub async fn drive(
         stopped_by_time_cap: time_capped.load(Ordering::Relaxed),
         latency: LatencySummary::from_samples(latencies),
         first_failure,
+    }
+}
+
+fn report_progress(index: usize, requests: usize, started: Instant) {
+    let tenth = (requests / 10).max(1);
+    if (index + 1) % tenth == 0 {
+        eprintln!(
+            "  {}% of {requests} requests after {:.0} s",
+            (index + 1) * 100 / requests,
+            started.elapsed().as_secs_f64()
+        );
     }
 }

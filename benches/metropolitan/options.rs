@@ -27,13 +27,13 @@ pub struct Options {
     pub scenarios: Vec<String>,
 
     /// Also run the 1-million-entity scenario (RSS and start-up at 1M;
-    /// takes several minutes).
+    /// takes several minutes). Implied by --scale 1000 or more.
     #[arg(long)]
     pub million: bool,
 
     /// Requests per single-request scenario (GET, PATCH, trivial handlers);
     /// creates are also bounded by the territory's entity count.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub requests: usize,
 
     /// Batches of 1000 entities in the batch upsert scenario and rows/1000 in
@@ -70,6 +70,12 @@ pub struct Options {
 impl Options {
     pub fn concurrency(&self) -> usize {
         self.concurrency.unwrap_or_else(|| 2 * cores()).max(1)
+    }
+
+    /// The ×1000 territory is about a million entities: at that scale the
+    /// million scenario is what the user is after.
+    pub fn wants_million(&self) -> bool {
+        self.million || self.scale >= 1000
     }
 
     pub fn time_cap(&self) -> Duration {

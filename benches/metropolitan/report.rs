@@ -42,6 +42,7 @@ pub struct Row {
     pub figure: Figure,
     /// Value of the limit the target compares with, if any.
     pub limit_value: Option<f64>,
+    pub limit_unit: Option<&'static str>,
     /// `value / limit_value`.
     pub ratio: Option<f64>,
     /// Whether the target is met; `None` without a target or a value.
@@ -53,13 +54,13 @@ impl Report {
         let rows = figures
             .iter()
             .map(|figure| {
-                let limit_value = match figure.target {
-                    Some(Target::RatioOfLimit { limit, .. }) => figures
-                        .iter()
-                        .find(|candidate| candidate.key == limit)
-                        .and_then(|limit| limit.value),
+                let limit = match figure.target {
+                    Some(Target::RatioOfLimit { limit, .. }) => {
+                        figures.iter().find(|candidate| candidate.key == limit)
+                    }
                     _ => None,
                 };
+                let limit_value = limit.and_then(|limit| limit.value);
                 let ratio = match (figure.value, limit_value) {
                     (Some(value), Some(limit)) if limit > 0.0 => Some(value / limit),
                     _ => None,
@@ -74,6 +75,7 @@ impl Report {
                 Row {
                     figure: figure.clone(),
                     limit_value,
+                    limit_unit: limit.map(|limit| limit.unit),
                     ratio,
                     meets_target,
                 }
@@ -135,18 +137,16 @@ impl Report {
                         )
                     });
             let limit = row.limit_value.map_or(String::new(), |limit| {
-                format!("{} {}", number(limit), figure.unit)
+                format!("{} {}", number(limit), row.limit_unit.unwrap_or(""))
             });
             let ratio = row
                 .ratio
                 .map_or(String::new(), |ratio| format!("{:.0}%", ratio * 100.0));
             let target = match figure.target {
-                Some(Target::RatioOfLimit { limit, at_least }) => {
-                    format!("≥ {:.0}% of {limit}", at_least * 100.0)
+                Some(Target::RatioOfLimit { at_least, .. }) => {
+                    format!("≥ {:.0}% of limit", at_least * 100.0)
                 }
-                Some(Target::AtMost { at_most }) => {
-                    format!("≤ {} {}", number(at_most), figure.unit)
-                }
+                Some(Target::AtMost { at_most }) => format!("≤ {at_most} {}", figure.unit),
                 None => String::new(),
             };
             let met = match row.meets_target {

@@ -56,6 +56,7 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         requests: batches,
         concurrency: bench.options.concurrency(),
         time_cap: FILL_TIME_CAP,
+        show_progress: true,
     };
     // Bodies are built when each batch is sent (outside its latency): all
     // of them at once would take a gigabyte in the bench process.
@@ -80,15 +81,13 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         &fill,
     )];
     if fill.succeeded < batches {
-        return figures
-            .into_iter()
-            .chain([Figure::not_available(
-                "million.rss",
-                "Broker RSS at 1M entities",
-                "MiB",
-                format!("only {} of {batches} batches stored", fill.succeeded),
-            )])
-            .collect();
+        figures.push(Figure::not_available(
+            "million.rss",
+            "Broker RSS at 1M entities",
+            "MiB",
+            format!("only {} of {batches} batches stored", fill.succeeded),
+        ));
+        return figures;
     }
 
     // Read a sample so that memory reflects a broker that serves, not one

@@ -52,7 +52,8 @@ pub fn select(options: &Options) -> Result<Vec<Box<dyn Scenario>>, String> {
         return Ok(all()
             .into_iter()
             .filter(|scenario| {
-                scenario.runs_by_default() || (options.million && scenario.key() == "million")
+                scenario.runs_by_default()
+                    || (options.wants_million() && scenario.key() == "million")
             })
             .collect());
     }
