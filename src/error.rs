@@ -24,6 +24,7 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     PayloadTooLarge,
     MethodNotAllowed,
+    LengthRequired,
 }
 
 /// One row per kind: type URI, HTTP status, title.
@@ -47,6 +48,7 @@ impl ErrorKind {
             UnsupportedMediaType => "https://uri.etsi.org/ngsi-ld/errors/UnsupportedMediaType",
             PayloadTooLarge => "https://uri.etsi.org/ngsi-ld/errors/PayloadTooLarge",
             MethodNotAllowed => "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed",
+            LengthRequired => "https://uri.etsi.org/ngsi-ld/errors/LengthRequired",
         }
     }
 
@@ -66,6 +68,7 @@ impl ErrorKind {
             UnsupportedMediaType => 415,
             PayloadTooLarge => 413,
             MethodNotAllowed => 405,
+            LengthRequired => 411,
         }
     }
 
@@ -88,6 +91,7 @@ impl ErrorKind {
             UnsupportedMediaType => "Unsupported media type",
             PayloadTooLarge => "Payload too large",
             MethodNotAllowed => "Method not allowed",
+            LengthRequired => "Length required",
         }
     }
 }

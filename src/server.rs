@@ -37,6 +37,7 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap_fn(crate::api::trim_trailing_slash)
+                .wrap_fn(crate::api::tenant_and_length)
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(config_limit(&state)))
                 .configure(api::routes)
@@ -72,7 +73,13 @@ pub async fn build_state(config: Config, store: SharedStore) -> Result<AppState>
     let contexts = ContextResolver::new(docs, repo)
         .await
         .map_err(|e| NgsiError::internal(e.detail))?;
+    let instance_id = format!(
+        "calanque-{}",
+        crate::jsonld::documents::short_id(&config.sqlite_path().display().to_string())
+    );
     Ok(AppState {
+        started: std::time::Instant::now(),
+        instance_id,
         store,
         contexts: Arc::new(contexts),
         config,

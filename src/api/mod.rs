@@ -8,6 +8,7 @@ pub mod health;
 pub mod jsonld_contexts;
 pub mod problem;
 pub mod response;
+pub mod source_identity;
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ use crate::store::SharedStore;
 pub const BASE: &str = "/ngsi-ld/v1";
 
 pub struct AppState {
+    pub started: std::time::Instant,
+    /// Identifies this broker (its data): stable across restarts of the same store.
+    pub instance_id: String,
     pub store: SharedStore,
     pub contexts: Arc<ContextResolver>,
     pub config: Config,
@@ -35,12 +39,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(entities::routes)
                 .configure(entity_operations::routes)
                 .configure(jsonld_contexts::routes)
+                .configure(source_identity::routes)
                 .default_service(web::to(unknown_route)),
         )
         .default_service(web::to(unknown_route));
 }
 
 async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, NgsiError> {
+    if req.path().contains("//") {
+        return Err(NgsiError::bad_data(format!(
+            "{} has an empty path segment (a missing id?)",
+            req.path()
+        )));
+    }
     Err(NgsiError::new(
         ErrorKind::ResourceNotFound,
         format!("no resource at {} {}", req.method(), req.path()),
@@ -80,4 +91,53 @@ where
         }
     }
     srv.call(req)
+}
+
+/// Echoes `NGSILD-Tenant` on every response, errors included (clause 6.3.14), and asks
+/// for a length on bodies that have neither `Content-Length` nor chunked encoding.
+pub fn tenant_and_length<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<
+    Output = Result<
+        actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>,
+        actix_web::Error,
+    >,
+>
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    use actix_web::http::{header, Method};
+    let tenant = req.headers().get("NGSILD-Tenant").cloned();
+    let has_body_method = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    let lengthless = has_body_method
+        && !req.headers().contains_key(header::CONTENT_LENGTH)
+        && !req.headers().contains_key(header::TRANSFER_ENCODING);
+    let fut = if lengthless {
+        None
+    } else {
+        Some(srv.call(req))
+    };
+    async move {
+        let mut res = match fut {
+            Some(fut) => fut.await?.map_into_left_body(),
+            None => {
+                return Err(NgsiError::new(
+                    ErrorKind::LengthRequired,
+                    "the request has a body method but no Content-Length",
+                )
+                .into());
+            }
+        };
+        if let Some(t) = tenant {
+            res.headers_mut()
+                .insert(header::HeaderName::from_static("ngsild-tenant"), t);
+        }
+        Ok(res)
+    }
 }

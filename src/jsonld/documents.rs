@@ -148,6 +148,13 @@ impl ContextDocuments {
             .cloned()
     }
 
+    /// A hosted context named by another spelling of this broker's address (clients
+    /// reach it as 127.0.0.1, a host name, a proxy...): served locally, not re-fetched.
+    fn hosted_here(&self, url: &str) -> Option<Arc<StoredContext>> {
+        let (_, id) = url.rsplit_once("/ngsi-ld/v1/jsonldContexts/")?;
+        self.find(id).filter(|c| c.kind == ContextKind::Hosted)
+    }
+
     pub fn is_core(&self, url: &str) -> bool {
         bundled::is_core_context(url)
     }
@@ -169,7 +176,13 @@ impl ContextDocuments {
         if let Some(doc) = self.bundled(url) {
             return Ok((doc, None));
         }
-        if let Some(entry) = self.stored.read().get(url).cloned() {
+        if let Some(entry) = self
+            .stored
+            .read()
+            .get(url)
+            .cloned()
+            .or_else(|| self.hosted_here(url))
+        {
             entry.touch();
             return Ok((entry.document.clone(), None));
         }

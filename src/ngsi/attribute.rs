@@ -437,11 +437,13 @@ fn parse_utc(name: &str, member: &str, s: &str) -> Result<String> {
             "{member} '{s}' of '{name}' must be a UTC date-time ending in Z"
         )));
     }
-    time::parse_datetime(s).map_err(|_| {
+    time::parse(s).map_err(|_| {
         NgsiError::bad_data(format!(
             "{member} '{s}' of '{name}' is not an ISO 8601 date-time"
         ))
-    })
+    })?;
+    // Kept as written: clients compare what they read back with what they sent.
+    Ok(s.to_string())
 }
 
 /// On creation, no member of a value may be null (a null would be unreadable later).

@@ -192,6 +192,19 @@ impl Entity {
         self.expires_at.as_deref().is_some_and(|t| t <= now)
     }
 
+    /// Drops attribute instances whose own `expiresAt` has passed (transient attributes).
+    pub fn drop_expired_attributes(&mut self, now: &str) {
+        let now = time::parse(now).ok();
+        let expired = |a: &Attribute| match (a.get("expiresAt").and_then(Value::as_str), now) {
+            (Some(t), Some(now)) => time::parse(t).is_ok_and(|t| t <= now),
+            _ => false,
+        };
+        for instances in self.attrs.values_mut() {
+            instances.retain(|a| !expired(a));
+        }
+        self.attrs.retain(|_, v| !v.is_empty());
+    }
+
     pub fn has_type(&self, iri: &str) -> bool {
         self.types.iter().any(|t| t == iri)
     }

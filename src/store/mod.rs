@@ -59,6 +59,9 @@ pub enum Outcome {
 pub struct WriteResult {
     pub outcome: Outcome,
     pub report: UpdateReport,
+    /// The entity before and after the write (for history and notifications).
+    pub before: Option<Entity>,
+    pub after: Option<Entity>,
 }
 
 #[async_trait]

@@ -11,8 +11,10 @@ fn db_err(e: rusqlite::Error) -> NgsiError {
 }
 
 fn decode(doc: &str) -> Result<Entity> {
-    serde_json::from_str(doc)
-        .map_err(|e| NgsiError::internal(format!("stored entity is not readable: {e}")))
+    let mut entity: Entity = serde_json::from_str(doc)
+        .map_err(|e| NgsiError::internal(format!("stored entity is not readable: {e}")))?;
+    entity.drop_expired_attributes(&crate::ngsi::time::now());
+    Ok(entity)
 }
 
 pub fn load(conn: &Connection, tenant: &Tenant, id: &str, now: &str) -> Result<Option<Entity>> {

@@ -156,18 +156,27 @@ fn apply(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<W
                 } else {
                     Outcome::Created
                 };
-                Ok(WriteResult { outcome, report })
+                Ok(WriteResult {
+                    outcome,
+                    report,
+                    before,
+                    after: Some(entity),
+                })
             }
             Effect::Delete => {
                 entities::delete(conn, tenant, &op.entity_id)?;
                 Ok(WriteResult {
                     outcome: Outcome::Deleted,
                     report: Default::default(),
+                    before,
+                    after: None,
                 })
             }
             Effect::Keep(report) => Ok(WriteResult {
                 outcome: Outcome::Unchanged,
                 report,
+                after: before.clone(),
+                before,
             }),
         }
     })
