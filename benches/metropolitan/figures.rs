@@ -123,4 +123,6 @@ impl Figure {
     }
 }
 
-pub const MIB: f64 = 1024.0 * 1024.0;
+/// Memory and disk figures are in MB (10^6 bytes), the unit of the
+/// issue's "RSS under 150 MB" target.
+pub const MB: f64 = 1_000_000.0;

@@ -228,12 +228,20 @@ impl Machine {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .ok()
             .map(|release| release.trim().to_owned());
-        let broker_commit = std::process::Command::new("git")
-            .args(["rev-parse", "--short", "HEAD"])
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+        let broker_commit = git(&["rev-parse", "--short", "HEAD"]).map(|commit| {
+            // The broker was built from the work tree, which may differ.
+            match git(&[
+                "status",
+                "--porcelain",
+                "--",
+                "src",
+                "Cargo.toml",
+                "Cargo.lock",
+            ]) {
+                Some(changes) if !changes.is_empty() => format!("{commit} + uncommitted changes"),
+                _ => commit,
+            }
+        });
         Self {
             cores: cores(),
             cpu_model,
@@ -242,4 +250,15 @@ impl Machine {
             broker_commit,
         }
     }
+}
+
+/// Output of a git command in the current directory, trimmed; `None` when
+/// git is missing or fails (e.g. outside a repository).
+fn git(args: &[&str]) -> Option<String> {
+    std::process::Command::new("git")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

@@ -4,7 +4,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::Scenario;
 use crate::bench_context::BenchContext;
-use crate::figures::{Figure, MIB};
+use crate::figures::{Figure, MB};
 
 pub struct Footprint;
 
@@ -24,27 +24,27 @@ impl Scenario for Footprint {
 
 async fn run(bench: &mut BenchContext) -> Vec<Figure> {
     let broker = bench.broker().await;
-    let disk = broker.disk_usage() as f64 / MIB;
+    let disk = broker.disk_usage() as f64 / MB;
     let memory = broker.resident_memory();
     let mut figures = match memory {
         Some((current, peak)) => vec![
             Figure::measured(
                 "footprint.rss",
                 "Broker RSS after the run",
-                current as f64 / MIB,
-                "MiB",
+                current as f64 / MB,
+                "MB",
             ),
             Figure::measured(
                 "footprint.rss_peak",
                 "Broker peak RSS (VmHWM)",
-                peak as f64 / MIB,
-                "MiB",
+                peak as f64 / MB,
+                "MB",
             ),
         ],
         None => vec![Figure::not_available(
             "footprint.rss",
             "Broker RSS after the run",
-            "MiB",
+            "MB",
             "/proc/<pid>/status unreadable",
         )],
     };
@@ -52,7 +52,7 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         "footprint.disk",
         "Data directory size",
         disk,
-        "MiB",
+        "MB",
     ));
     figures
 }

@@ -11,7 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use super::batch_upsert::{upsert_batch, BATCH_SIZE};
 use super::{serialize, Scenario};
 use crate::bench_context::{start_broker, BenchContext};
-use crate::figures::{Figure, Target, MIB};
+use crate::figures::{Figure, Target, MB};
 use crate::load_driver::{drive, LoadPlan};
 use crate::seeded_rng::SeededRng;
 use crate::workload::Workload;
@@ -84,7 +84,7 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         figures.push(Figure::not_available(
             "million.rss",
             "Broker RSS at 1M entities",
-            "MiB",
+            "MB",
             format!("only {} of {batches} batches stored", fill.succeeded),
         ));
         return figures;
@@ -118,23 +118,23 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
             Figure::measured(
                 "million.rss",
                 "Broker RSS at 1M entities",
-                current as f64 / MIB,
-                "MiB",
+                current as f64 / MB,
+                "MB",
             )
             .with_target(Target::AtMost { at_most: 150.0 }),
         );
         figures.push(Figure::measured(
             "million.rss_peak",
             "Broker peak RSS while filling 1M (VmHWM)",
-            peak as f64 / MIB,
-            "MiB",
+            peak as f64 / MB,
+            "MB",
         ));
     }
     figures.push(Figure::measured(
         "million.disk",
         "Data directory at 1M entities",
-        broker.disk_usage() as f64 / MIB,
-        "MiB",
+        broker.disk_usage() as f64 / MB,
+        "MB",
     ));
 
     let restarted = broker.restart().await;
@@ -152,8 +152,8 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
             Figure::measured(
                 "million.rss_restarted",
                 "Broker RSS after restart on 1M entities",
-                current as f64 / MIB,
-                "MiB",
+                current as f64 / MB,
+                "MB",
             )
             .with_target(Target::AtMost { at_most: 150.0 }),
         );

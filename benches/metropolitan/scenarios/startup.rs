@@ -5,7 +5,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::Scenario;
 use crate::bench_context::BenchContext;
-use crate::figures::{Figure, Target, MIB};
+use crate::figures::{Figure, Target, MB};
 
 pub struct Startup;
 
@@ -24,11 +24,11 @@ impl Scenario for Startup {
 }
 
 async fn run(bench: &mut BenchContext) -> Vec<Figure> {
-    let disk = bench.broker().await.disk_usage() as f64 / MIB;
+    let disk = bench.broker().await.disk_usage() as f64 / MB;
     let restarted = bench.restart_broker().await;
     let mut figures = vec![Figure::measured(
         "startup",
-        format!("Start-up on the run's store ({disk:.0} MiB)"),
+        format!("Start-up on the run's store ({disk:.0} MB)"),
         restarted.startup_time.as_secs_f64(),
         "s",
     )
@@ -37,8 +37,8 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         figures.push(Figure::measured(
             "startup.rss",
             "Broker RSS right after restart",
-            current as f64 / MIB,
-            "MiB",
+            current as f64 / MB,
+            "MB",
         ));
     }
     figures
