@@ -15,7 +15,7 @@ use crate::ngsi::attribute::{self, Mode};
 use crate::ngsi::entity::{parse_body, parse_types, BodyKind};
 use crate::ngsi::ids::validate_uri;
 use crate::ngsi::operations::{self, UpdateReport};
-use crate::ngsi::query::{EntityQuery, DEFAULT_LIMIT, MAX_LIMIT};
+
 use crate::ngsi::render::{Format, RenderOptions};
 use crate::ngsi::{time, Entity, Tenant};
 use crate::store::{Effect, WriteOp, WriteResult};
@@ -24,8 +24,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/entities")
             .route(web::post().to(create))
-            .route(web::get().to(query))
-            .route(web::delete().to(purge))
+            .route(web::get().to(super::entity_query::query))
+            .route(web::delete().to(super::entity_query::purge))
             .route(web::put().to(missing_id))
             .route(web::patch().to(missing_id))
             .default_service(web::to(super::method_not_allowed)),
@@ -196,7 +196,7 @@ pub async fn write_one(state: &State, tenant: &Tenant, op: WriteOp) -> Result<Wr
         .unwrap_or_else(|| Err(NgsiError::internal("the store returned no result")))
 }
 
-async fn ensure_tenant(state: &State, tenant: &Tenant) -> Result<()> {
+pub async fn ensure_tenant(state: &State, tenant: &Tenant) -> Result<()> {
     if state.store.tenant_exists(tenant).await? {
         Ok(())
     } else {
@@ -268,262 +268,6 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
         response::entity(&entity, &ctx, &opts, media)
     };
     response::json(StatusCode::OK, media, &ctx, &body)
-}
-
-const QUERY_PARAMS: &[&str] = &[
-    "id",
-    "type",
-    "idPattern",
-    "attrs",
-    "pick",
-    "omit",
-    "q",
-    "scopeQ",
-    "geoQ",
-    "georel",
-    "geometry",
-    "coordinates",
-    "geoproperty",
-    "geometryProperty",
-    "lang",
-    "options",
-    "format",
-    "limit",
-    "offset",
-    "count",
-    "local",
-    "csf",
-    "datasetId",
-    "via",
-    "join",
-    "joinLevel",
-    "containedBy",
-    "entityMap",
-    "collect",
-    "expandValues",
-    "orderBy",
-    "contextSourceInfo",
-];
-
-/// The selection part of a query request, shared with purge.
-fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<EntityQuery> {
-    let mut q = EntityQuery::default();
-    if let Some(types) = list(params, "type") {
-        let mut expanded = Vec::new();
-        for t in types {
-            // Type expressions with ',' (or) are supported; ';' and '|' come with the query issue.
-            crate::ngsi::ids::validate_name(&t, "entity type")?;
-            expanded.push(ctx.expand(&t));
-        }
-        q.types = Some(expanded);
-    }
-    if let Some(ids) = list(params, "id") {
-        for id in &ids {
-            validate_uri(id, "entity id")?;
-        }
-        q.ids = Some(ids);
-    }
-    if let Some(p) = params.get("idPattern") {
-        regex::Regex::new(p).map_err(|e| {
-            NgsiError::bad_data(format!("idPattern is not a valid regular expression: {e}"))
-        })?;
-        q.id_pattern = Some(p.clone());
-    }
-    if let Some(attrs) = list(params, "attrs").or_else(|| {
-        list(params, "pick").map(|p| p.into_iter().filter(|a| a != "id" && a != "type").collect())
-    }) {
-        if !attrs.is_empty() && params.contains_key("attrs") {
-            q.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
-        }
-    }
-    if let Some(text) = params.get("q") {
-        let mut expr = crate::ngsi::q::parse(text)?;
-        crate::ngsi::q::expand(&mut expr, ctx);
-        q.q = Some(expr);
-    }
-    for unsupported in ["scopeQ", "geoQ", "georel"] {
-        if params.contains_key(unsupported) {
-            return Err(NgsiError::unsupported(format!(
-                "the '{unsupported}' query parameter is not supported yet"
-            )));
-        }
-    }
-    Ok(q)
-}
-
-fn number_param(params: &HashMap<String, String>, name: &str, default: usize) -> Result<usize> {
-    match params.get(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<usize>().map_err(|_| {
-            NgsiError::bad_data(format!("{name} must be a non-negative integer, not '{v}'"))
-        }),
-    }
-}
-
-async fn query(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let params = query_params(&req, QUERY_PARAMS)?;
-    let media = extract::accept(&req, true)?;
-    let ctx = extract::context(&state, &req).await?;
-    let opts = render_options(&params, &ctx)?;
-    let mut q = selection(&params, &ctx)?;
-    if q.types.is_none()
-        && q.ids.is_none()
-        && q.id_pattern.is_none()
-        && q.attrs.is_none()
-        && q.q.is_none()
-    {
-        return Err(NgsiError::bad_data(
-            "give at least one of type, id, idPattern, attrs, q or geoQ",
-        ));
-    }
-    q.limit = number_param(&params, "limit", DEFAULT_LIMIT)?;
-    q.offset = number_param(&params, "offset", 0)?;
-    q.count = bool_param(&params, "count")?;
-    if q.limit > MAX_LIMIT {
-        return Err(NgsiError::new(
-            ErrorKind::TooManyResults,
-            format!("limit must not exceed {MAX_LIMIT}"),
-        ));
-    }
-    if q.limit == 0 && !q.count {
-        return Err(NgsiError::bad_data(
-            "limit=0 is only allowed with count=true",
-        ));
-    }
-    ensure_tenant(&state, &tenant).await?;
-    let page = state.store.query(&tenant, &q).await?;
-    let body = if media == MediaType::GeoJson {
-        let geo = params
-            .get("geometryProperty")
-            .map_or("location", String::as_str);
-        response::geojson_collection(
-            page.items
-                .iter()
-                .map(|e| response::geojson_feature(e, &ctx, &opts, geo))
-                .collect(),
-        )
-    } else {
-        Value::Array(
-            page.items
-                .iter()
-                .map(|e| response::entity(e, &ctx, &opts, media))
-                .collect(),
-        )
-    };
-    let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
-    let mut b = response::builder(StatusCode::OK, media, &ctx);
-    if let Some(total) = page.total {
-        b.insert_header(("NGSILD-Results-Count", total.to_string()));
-    }
-    Ok(b.body(text))
-}
-
-/// System attributes: they select nothing a purge could be aimed at.
-const SYSTEM_ATTRS: &[&str] = &["createdAt", "modifiedAt", "deletedAt", "observedAt"];
-
-/// `DELETE /entities`: deletes the selected entities, or with `drop`/`keep` only some of
-/// their attributes.
-async fn purge(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    let tenant = extract::tenant(&req)?;
-    let params = query_params(
-        &req,
-        &[
-            "id",
-            "type",
-            "idPattern",
-            "attrs",
-            "q",
-            "scopeQ",
-            "geoQ",
-            "georel",
-            "geometry",
-            "coordinates",
-            "geoproperty",
-            "local",
-            "drop",
-            "keep",
-        ],
-    )?;
-    let ctx = extract::context(&state, &req).await?;
-    let local = bool_param(&params, "local")?;
-    let real_attrs = list(&params, "attrs")
-        .is_some_and(|a| a.iter().any(|n| !SYSTEM_ATTRS.contains(&n.as_str())));
-    let real_q = match params.get("q") {
-        Some(text) => {
-            let mut expr = crate::ngsi::q::parse(text)?;
-            let system_only = expr
-                .paths_mut()
-                .iter()
-                .all(|p| SYSTEM_ATTRS.contains(&p.attr.as_str()));
-            if system_only {
-                return Err(NgsiError::bad_data(
-                    "a purge q must test at least one attribute that is not a system attribute",
-                ));
-            }
-            true
-        }
-        None => false,
-    };
-    if !(params.contains_key("type")
-        || real_attrs
-        || real_q
-        || params.contains_key("geoQ")
-        || params.contains_key("scopeQ")
-        || local)
-    {
-        return Err(NgsiError::bad_data(
-            "purging needs a selection: give type, a non-system attrs, q, geoQ or scopeQ (id or idPattern alone is not enough), or local=true",
-        ));
-    }
-    let mut q = selection(&params, &ctx)?;
-    q.attrs = q.attrs.map(|a| {
-        a.into_iter()
-            .filter(|n| !SYSTEM_ATTRS.iter().any(|s| ctx.expand(s) == *n))
-            .collect()
-    });
-    if q.attrs.as_ref().is_some_and(Vec::is_empty) {
-        q.attrs = None;
-    }
-    let drop = list(&params, "drop");
-    let keep = list(&params, "keep");
-    ensure_tenant(&state, &tenant).await?;
-    match (drop, keep) {
-        (Some(_), Some(_)) => Err(NgsiError::bad_data("drop and keep cannot be used together")),
-        (None, None) => {
-            state.store.purge(&tenant, &q).await?;
-            Ok(HttpResponse::NoContent().finish())
-        }
-        (drop, keep) => {
-            let names: HashSet<String> = drop
-                .iter()
-                .chain(keep.iter())
-                .flatten()
-                .map(|n| ctx.expand(n))
-                .collect();
-            let keep_mode = keep.is_some();
-            let ids = state.store.ids(&tenant, &q).await?;
-            let now = time::now();
-            let ops = ids
-                .into_iter()
-                .map(|id| {
-                    let (names, now) = (names.clone(), now.clone());
-                    WriteOp::new(id, move |current| {
-                        let Some(mut e) = current else {
-                            return Ok(Effect::Keep(UpdateReport::default()));
-                        };
-                        e.attrs.retain(|name, _| names.contains(name) == keep_mode);
-                        e.modified_at = now;
-                        Ok(Effect::Put(e, UpdateReport::default()))
-                    })
-                })
-                .collect();
-            for r in state.store.write(&tenant, ops).await? {
-                r?;
-            }
-            Ok(HttpResponse::NoContent().finish())
-        }
-    }
 }
 
 async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {

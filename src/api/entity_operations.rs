@@ -24,7 +24,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/entityOperations/upsert", web::post().to(upsert))
         .route("/entityOperations/update", web::post().to(update))
         .route("/entityOperations/delete", web::post().to(delete))
-        .route("/entityOperations/merge", web::post().to(merge));
+        .route("/entityOperations/merge", web::post().to(merge))
+        .route(
+            "/entityOperations/query",
+            web::post().to(super::entity_query::query_post),
+        );
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

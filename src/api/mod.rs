@@ -3,12 +3,14 @@
 
 pub mod entities;
 pub mod entity_operations;
+pub mod entity_query;
 pub mod extract;
 pub mod health;
 pub mod jsonld_contexts;
 pub mod problem;
 pub mod response;
 pub mod source_identity;
+pub mod types_attributes;
 
 use std::sync::Arc;
 
@@ -40,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(entity_operations::routes)
                 .configure(jsonld_contexts::routes)
                 .configure(source_identity::routes)
+                .configure(types_attributes::routes)
                 .default_service(web::to(unknown_route)),
         )
         .default_service(web::to(unknown_route));

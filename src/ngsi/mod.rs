@@ -3,12 +3,15 @@
 
 pub mod attribute;
 pub mod entity;
+pub mod geo;
 pub mod ids;
 pub mod operations;
 pub mod q;
 pub mod query;
 pub mod render;
+pub mod scope;
 pub mod time;
+pub mod type_expr;
 
 pub use entity::{Entity, EntityFragment};
 pub use ids::Tenant;

@@ -82,6 +82,9 @@ pub trait EntityStore: Send + Sync {
 
     async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool>;
 
+    /// Every entity type of the tenant with its attributes (for discovery).
+    async fn type_stats(&self, tenant: &Tenant) -> Result<Vec<crate::ngsi::query::TypeStats>>;
+
     async fn tenants(&self) -> Result<Vec<String>>;
 }
 

@@ -3,7 +3,8 @@
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 
 use crate::error::{NgsiError, Result};
-use crate::ngsi::query::EntityQuery;
+use crate::ngsi::query::{EntityQuery, TypeStats};
+use crate::ngsi::type_expr::TypeExpr;
 use crate::ngsi::{Entity, Tenant};
 
 fn db_err(e: rusqlite::Error) -> NgsiError {
@@ -123,14 +124,8 @@ fn selection(query: &EntityQuery, tenant: &Tenant, now: &str) -> (String, Vec<Bo
             sql.push(')');
         };
     if let Some(types) = &query.types {
-        args.push(Box::new(tenant.as_str().to_string()));
-        in_list(
-            &mut sql,
-            &mut args,
-            " AND e.id IN (SELECT id FROM entity_types WHERE tenant = ? AND type IN ",
-            types,
-        );
-        sql.push(')');
+        sql.push_str(" AND ");
+        type_sql(types, tenant, &mut sql, &mut args);
     }
     if let Some(ids) = &query.ids {
         in_list(&mut sql, &mut args, " AND e.id IN ", ids);
@@ -152,13 +147,39 @@ fn selection(query: &EntityQuery, tenant: &Tenant, now: &str) -> (String, Vec<Bo
     (sql, args)
 }
 
+/// A type selector as SQL over the type index: each type is an indexed membership test.
+fn type_sql(expr: &TypeExpr, tenant: &Tenant, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
+    match expr {
+        TypeExpr::Type(t) => {
+            sql.push_str("e.id IN (SELECT id FROM entity_types WHERE tenant = ? AND type = ?)");
+            args.push(Box::new(tenant.as_str().to_string()));
+            args.push(Box::new(t.clone()));
+        }
+        TypeExpr::And(items) | TypeExpr::Or(items) => {
+            let joiner = if matches!(expr, TypeExpr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            sql.push('(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(joiner);
+                }
+                type_sql(item, tenant, sql, args);
+            }
+            sql.push(')');
+        }
+    }
+}
+
 pub fn select(
     conn: &Connection,
     tenant: &Tenant,
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<Entity>> {
-    if query.q.is_some() {
+    if query.has_row_filter() {
         return Ok(scan(conn, tenant, query, now, true)?.0);
     }
     let (filter, mut args) = selection(query, tenant, now);
@@ -178,7 +199,7 @@ pub fn select(
 }
 
 pub fn count(conn: &Connection, tenant: &Tenant, query: &EntityQuery, now: &str) -> Result<u64> {
-    if query.q.is_some() {
+    if query.has_row_filter() {
         return Ok(scan(conn, tenant, query, now, false)?.1);
     }
     let (filter, args) = selection(query, tenant, now);
@@ -214,11 +235,7 @@ fn scan(
     while let Some(row) = rows.next().map_err(db_err)? {
         let doc: String = row.get(0).map_err(db_err)?;
         let entity = decode(&doc)?;
-        if query
-            .q
-            .as_ref()
-            .is_some_and(|q| crate::ngsi::q::matches(q, &entity))
-        {
+        if query.row_matches(&entity) {
             if keep && matched as usize >= query.offset && page.len() < query.limit {
                 page.push(entity);
             }
@@ -234,7 +251,7 @@ pub fn select_ids(
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<String>> {
-    if query.q.is_some() {
+    if query.has_row_filter() {
         let all = EntityQuery {
             limit: usize::MAX,
             offset: 0,
@@ -257,4 +274,65 @@ pub fn select_ids(
         .collect::<rusqlite::Result<Vec<String>>>()
         .map_err(db_err)?;
     Ok(ids)
+}
+
+/// Types, their entity counts and attributes, computed in SQL over the indexes and the
+/// stored documents.
+pub fn type_stats(conn: &Connection, tenant: &Tenant, now: &str) -> Result<Vec<TypeStats>> {
+    let mut stats: Vec<TypeStats> = Vec::new();
+    let mut counts = conn
+        .prepare_cached(
+            "SELECT t.type, COUNT(*) FROM entity_types t JOIN entities e ON e.tenant = t.tenant AND e.id = t.id
+             WHERE t.tenant = ?1 AND (e.expires_at IS NULL OR e.expires_at > ?2) GROUP BY t.type ORDER BY t.type",
+        )
+        .map_err(db_err)?;
+    let rows = counts
+        .query_map(params![tenant.as_str(), now], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(db_err)?;
+    for row in rows {
+        let (type_iri, n) = row.map_err(db_err)?;
+        stats.push(TypeStats {
+            type_iri,
+            entity_count: n.max(0) as u64,
+            attributes: Vec::new(),
+        });
+    }
+    let mut attrs = conn
+        .prepare_cached(
+            "SELECT t.type, a.key, json_extract(i.value, '$.type') AS kind, COUNT(DISTINCT e.id)
+             FROM entity_types t JOIN entities e ON e.tenant = t.tenant AND e.id = t.id,
+                  json_each(e.doc, '$.attrs') a, json_each(a.value) i
+             WHERE t.tenant = ?1 AND (e.expires_at IS NULL OR e.expires_at > ?2)
+             GROUP BY t.type, a.key, kind ORDER BY t.type, a.key, kind",
+        )
+        .map_err(db_err)?;
+    let rows = attrs
+        .query_map(params![tenant.as_str(), now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(db_err)?;
+    for row in rows {
+        let (type_iri, attr, kind, n) = row.map_err(db_err)?;
+        let Some(t) = stats.iter_mut().find(|s| s.type_iri == type_iri) else {
+            continue;
+        };
+        let kind = kind.unwrap_or_else(|| "Property".into());
+        match t.attributes.iter_mut().find(|(name, _, _)| *name == attr) {
+            Some((_, kinds, count)) => {
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+                *count = (*count).max(n.max(0) as u64);
+            }
+            None => t.attributes.push((attr, vec![kind], n.max(0) as u64)),
+        }
+    }
+    Ok(stats)
 }

@@ -264,6 +264,13 @@ impl EntityStore for Sqlite {
             .await
     }
 
+    async fn type_stats(&self, tenant: &Tenant) -> Result<Vec<crate::ngsi::query::TypeStats>> {
+        let tenant = tenant.clone();
+        self.0
+            .read(move |conn| entities::type_stats(conn, &tenant, &time::now()))
+            .await
+    }
+
     async fn tenants(&self) -> Result<Vec<String>> {
         self.0
             .read(|conn| {

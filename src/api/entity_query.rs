@@ -1,0 +1,435 @@
+//! Listing and purging entities: `GET /entities`, `POST /entityOperations/query` and
+//! `DELETE /entities`, with the full NGSI-LD selection (type expressions, id, idPattern,
+//! attrs, q, scopeQ, geoQ) and paging.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+
+use super::entities::{ensure_tenant, render_options};
+use super::extract::{self, bool_param, list, query_params, MediaType};
+use super::{response, State};
+use crate::error::{ErrorKind, NgsiError, Result};
+use crate::jsonld::ActiveContext;
+use crate::ngsi::geo::GeoQuery;
+use crate::ngsi::ids::validate_uri;
+use crate::ngsi::operations::UpdateReport;
+use crate::ngsi::query::{EntityQuery, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::ngsi::scope::ScopeQuery;
+use crate::ngsi::time;
+use crate::ngsi::type_expr::TypeExpr;
+use crate::store::{Effect, WriteOp};
+
+const QUERY_PARAMS: &[&str] = &[
+    "id",
+    "type",
+    "idPattern",
+    "attrs",
+    "pick",
+    "omit",
+    "q",
+    "scopeQ",
+    "geoQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "geometryProperty",
+    "lang",
+    "options",
+    "format",
+    "limit",
+    "offset",
+    "count",
+    "local",
+    "csf",
+    "datasetId",
+    "via",
+    "join",
+    "joinLevel",
+    "containedBy",
+    "entityMap",
+    "collect",
+    "expandValues",
+    "orderBy",
+    "contextSourceInfo",
+];
+
+/// The selection part of a query request, shared with purge.
+pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<EntityQuery> {
+    let mut q = EntityQuery::default();
+    if let Some(types) = params.get("type") {
+        q.types = Some(TypeExpr::parse(types, ctx)?);
+    }
+    if let Some(ids) = list(params, "id") {
+        for id in &ids {
+            validate_uri(id, "entity id")?;
+        }
+        q.ids = Some(ids);
+    }
+    if let Some(p) = params.get("idPattern") {
+        regex::Regex::new(p).map_err(|e| {
+            NgsiError::bad_data(format!("idPattern is not a valid regular expression: {e}"))
+        })?;
+        q.id_pattern = Some(p.clone());
+    }
+    if let Some(attrs) = list(params, "attrs") {
+        if !attrs.is_empty() {
+            q.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
+        }
+    }
+    if let Some(text) = params.get("q") {
+        let mut expr = crate::ngsi::q::parse(text)?;
+        crate::ngsi::q::expand(&mut expr, ctx);
+        q.q = Some(expr);
+    }
+    if let Some(text) = params.get("scopeQ") {
+        q.scope_q = Some(ScopeQuery::parse(text)?);
+    }
+    match (
+        params.get("georel"),
+        params.get("geometry"),
+        params.get("coordinates"),
+    ) {
+        (None, None, None) => {}
+        (Some(rel), Some(geometry), Some(coords)) => {
+            let prop = params.get("geoproperty").map(String::as_str);
+            q.geo_q = Some(GeoQuery::parse(rel, geometry, coords, prop, ctx)?);
+        }
+        _ => {
+            return Err(NgsiError::bad_data(
+                "a geo-query needs georel, geometry and coordinates together",
+            ))
+        }
+    }
+    Ok(q)
+}
+
+fn number_param(params: &HashMap<String, String>, name: &str, default: usize) -> Result<usize> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            NgsiError::bad_data(format!("{name} must be a non-negative integer, not '{v}'"))
+        }),
+    }
+}
+
+pub async fn query(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    let params = query_params(&req, QUERY_PARAMS)?;
+    let ctx = extract::context(&state, &req).await?;
+    run_query(&state, &req, params, ctx).await
+}
+
+/// `POST /entityOperations/query`: the same selection, sent as a Query object.
+pub async fn query_post(
+    state: State,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let mut params = query_params(
+        &req,
+        &[
+            "limit", "offset", "count", "options", "format", "local", "lang",
+        ],
+    )?;
+    let body = extract::json_body(&state, &req, payload).await?;
+    let Value::Object(obj) = &body.value else {
+        return Err(NgsiError::invalid("the body must be a Query object"));
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("Query") {
+        return Err(NgsiError::bad_data(
+            "the body must have \"type\": \"Query\"",
+        ));
+    }
+    query_object_to_params(obj, &mut params)?;
+    run_query(&state, &req, params, body.ctx).await
+}
+
+/// Maps the members of a Query object onto the equivalent URL parameters.
+fn query_object_to_params(
+    obj: &serde_json::Map<String, Value>,
+    params: &mut HashMap<String, String>,
+) -> Result<()> {
+    let text = |v: &Value| -> Result<String> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Array(items) => Ok(items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")),
+            _ => Err(NgsiError::bad_data(
+                "Query members must be strings or arrays of strings",
+            )),
+        }
+    };
+    if let Some(entities) = obj.get("entities") {
+        let selectors = entities
+            .as_array()
+            .ok_or_else(|| NgsiError::bad_data("entities must be an array"))?;
+        let mut types = Vec::new();
+        for sel in selectors {
+            for (k, v) in sel
+                .as_object()
+                .ok_or_else(|| NgsiError::bad_data("each entities item must be an object"))?
+            {
+                match k.as_str() {
+                    "type" => types.push(text(v)?),
+                    "id" | "idPattern" if selectors.len() == 1 => {
+                        params.insert(k.clone(), text(v)?);
+                    }
+                    "id" | "idPattern" => {
+                        return Err(NgsiError::unsupported(
+                            "several entity selectors with ids are not supported; send one",
+                        ))
+                    }
+                    other => {
+                        return Err(NgsiError::bad_data(format!(
+                            "unknown member '{other}' in an entity selector"
+                        )))
+                    }
+                }
+            }
+        }
+        if !types.is_empty() {
+            params.insert("type".into(), types.join(","));
+        }
+    }
+    for key in ["attrs", "pick", "omit", "q", "scopeQ", "lang"] {
+        if let Some(v) = obj.get(key) {
+            params.insert(key.into(), text(v)?);
+        }
+    }
+    if let Some(geo) = obj.get("geoQ") {
+        let geo = geo
+            .as_object()
+            .ok_or_else(|| NgsiError::bad_data("geoQ must be an object"))?;
+        for (k, v) in geo {
+            let value = match (k.as_str(), v) {
+                ("coordinates", v) => v.to_string(),
+                (_, Value::String(s)) => s.clone(),
+                _ => {
+                    return Err(NgsiError::bad_data(format!(
+                        "geoQ member '{k}' must be a string"
+                    )))
+                }
+            };
+            params.insert(k.clone(), value);
+        }
+    }
+    Ok(())
+}
+
+async fn run_query(
+    state: &State,
+    req: &HttpRequest,
+    params: HashMap<String, String>,
+    ctx: std::sync::Arc<ActiveContext>,
+) -> Result<HttpResponse> {
+    let tenant = extract::tenant(req)?;
+    let media = extract::accept(req, true)?;
+    let opts = render_options(&params, &ctx)?;
+    let mut q = selection(&params, &ctx)?;
+    if q.types.is_none()
+        && q.ids.is_none()
+        && q.id_pattern.is_none()
+        && q.attrs.is_none()
+        && !q.has_row_filter()
+    {
+        return Err(NgsiError::bad_data(
+            "give at least one of type, id, idPattern, attrs, q, scopeQ or geoQ",
+        ));
+    }
+    q.limit = number_param(&params, "limit", DEFAULT_LIMIT)?;
+    q.offset = number_param(&params, "offset", 0)?;
+    q.count = bool_param(&params, "count")?;
+    if q.limit > MAX_LIMIT {
+        return Err(NgsiError::new(
+            ErrorKind::TooManyResults,
+            format!("limit must not exceed {MAX_LIMIT}"),
+        ));
+    }
+    if q.limit == 0 && !q.count {
+        return Err(NgsiError::bad_data(
+            "limit=0 is only allowed with count=true",
+        ));
+    }
+    ensure_tenant(state, &tenant).await?;
+    let page = state.store.query(&tenant, &q).await?;
+    let body = if media == MediaType::GeoJson {
+        let geo = params
+            .get("geometryProperty")
+            .map_or("location", String::as_str);
+        response::geojson_collection(
+            page.items
+                .iter()
+                .map(|e| response::geojson_feature(e, &ctx, &opts, geo))
+                .collect(),
+        )
+    } else {
+        Value::Array(
+            page.items
+                .iter()
+                .map(|e| response::entity(e, &ctx, &opts, media))
+                .collect(),
+        )
+    };
+    let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
+    let mut b = response::builder(StatusCode::OK, media, &ctx);
+    if let Some(total) = page.total {
+        b.insert_header(("NGSILD-Results-Count", total.to_string()));
+    }
+    for link in paging_links(req, &q, page.items.len(), page.total) {
+        b.append_header(("Link", link));
+    }
+    Ok(b.body(text))
+}
+
+/// `Link` headers to the previous and next pages (clause 6.3.19 / RFC 8288).
+fn paging_links(
+    req: &HttpRequest,
+    q: &EntityQuery,
+    returned: usize,
+    total: Option<u64>,
+) -> Vec<String> {
+    if q.limit == 0 || req.method() != actix_web::http::Method::GET {
+        return Vec::new();
+    }
+    let page_url = |offset: usize| {
+        let mut pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(req.query_string().as_bytes())
+                .into_owned()
+                .filter(|(k, _)| k != "offset" && k != "limit")
+                .collect();
+        pairs.push(("limit".into(), q.limit.to_string()));
+        pairs.push(("offset".into(), offset.to_string()));
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        format!("{}?{}", req.path(), query)
+    };
+    let mut links = Vec::new();
+    if q.offset > 0 {
+        links.push(format!(
+            "<{}>; rel=\"prev\"",
+            page_url(q.offset.saturating_sub(q.limit))
+        ));
+    }
+    let more = match total {
+        Some(t) => (q.offset + returned) < t as usize,
+        None => returned == q.limit,
+    };
+    if more {
+        links.push(format!("<{}>; rel=\"next\"", page_url(q.offset + q.limit)));
+    }
+    links
+}
+
+/// System attributes: they select nothing a purge could be aimed at.
+const SYSTEM_ATTRS: &[&str] = &["createdAt", "modifiedAt", "deletedAt", "observedAt"];
+
+/// `DELETE /entities`: deletes the selected entities, or with `drop`/`keep` only some of
+/// their attributes.
+pub async fn purge(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    let tenant = extract::tenant(&req)?;
+    let params = query_params(
+        &req,
+        &[
+            "id",
+            "type",
+            "idPattern",
+            "attrs",
+            "q",
+            "scopeQ",
+            "geoQ",
+            "georel",
+            "geometry",
+            "coordinates",
+            "geoproperty",
+            "local",
+            "drop",
+            "keep",
+        ],
+    )?;
+    let ctx = extract::context(&state, &req).await?;
+    let local = bool_param(&params, "local")?;
+    let real_attrs = list(&params, "attrs")
+        .is_some_and(|a| a.iter().any(|n| !SYSTEM_ATTRS.contains(&n.as_str())));
+    let real_q = match params.get("q") {
+        Some(text) => {
+            let mut expr = crate::ngsi::q::parse(text)?;
+            let system_only = expr
+                .paths_mut()
+                .iter()
+                .all(|p| SYSTEM_ATTRS.contains(&p.attr.as_str()));
+            if system_only {
+                return Err(NgsiError::bad_data(
+                    "a purge q must test at least one attribute that is not a system attribute",
+                ));
+            }
+            true
+        }
+        None => false,
+    };
+    if !(params.contains_key("type")
+        || real_attrs
+        || real_q
+        || params.contains_key("geoQ")
+        || params.contains_key("scopeQ")
+        || local)
+    {
+        return Err(NgsiError::bad_data(
+            "purging needs a selection: give type, a non-system attrs, q, geoQ or scopeQ (id or idPattern alone is not enough), or local=true",
+        ));
+    }
+    let mut q = selection(&params, &ctx)?;
+    q.attrs = q.attrs.map(|a| {
+        a.into_iter()
+            .filter(|n| !SYSTEM_ATTRS.iter().any(|s| ctx.expand(s) == *n))
+            .collect()
+    });
+    if q.attrs.as_ref().is_some_and(Vec::is_empty) {
+        q.attrs = None;
+    }
+    let drop = list(&params, "drop");
+    let keep = list(&params, "keep");
+    ensure_tenant(&state, &tenant).await?;
+    match (drop, keep) {
+        (Some(_), Some(_)) => Err(NgsiError::bad_data("drop and keep cannot be used together")),
+        (None, None) => {
+            state.store.purge(&tenant, &q).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        (drop, keep) => {
+            let names: HashSet<String> = drop
+                .iter()
+                .chain(keep.iter())
+                .flatten()
+                .map(|n| ctx.expand(n))
+                .collect();
+            let keep_mode = keep.is_some();
+            let ids = state.store.ids(&tenant, &q).await?;
+            let now = time::now();
+            let ops = ids
+                .into_iter()
+                .map(|id| {
+                    let (names, now) = (names.clone(), now.clone());
+                    WriteOp::new(id, move |current| {
+                        let Some(mut e) = current else {
+                            return Ok(Effect::Keep(UpdateReport::default()));
+                        };
+                        e.attrs.retain(|name, _| names.contains(name) == keep_mode);
+                        e.modified_at = now;
+                        Ok(Effect::Put(e, UpdateReport::default()))
+                    })
+                })
+                .collect();
+            for r in state.store.write(&tenant, ops).await? {
+                r?;
+            }
+            Ok(HttpResponse::NoContent().finish())
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Geo-queries (clause 4.10): `georel`, `geometry`, `coordinates`, `geoproperty`, checked
+//! with the `geo` crate; distances in metres on WGS84 (haversine).
+
+use geo::{
+    Closest, ClosestPoint, Contains, Coord, Geometry, HaversineDistance, Intersects, LineString,
+    MultiLineString, MultiPoint, MultiPolygon, Point, Polygon, Within,
+};
+use serde_json::Value;
+
+use crate::error::{NgsiError, Result};
+use crate::jsonld::ActiveContext;
+use crate::ngsi::attribute::validate_geometry;
+use crate::ngsi::Entity;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GeoRel {
+    Near { max: Option<f64>, min: Option<f64> },
+    Within,
+    Contains,
+    Intersects,
+    Disjoint,
+    Equals,
+    Overlaps,
+}
+
+#[derive(Debug, Clone)]
+pub struct GeoQuery {
+    pub rel: GeoRel,
+    pub geometry: Geometry<f64>,
+    /// Expanded name of the GeoProperty tested.
+    pub property: String,
+}
+
+impl GeoQuery {
+    /// Builds a geo-query from the request's `georel`, `geometry`, `coordinates` and
+    /// `geoproperty` values.
+    pub fn parse(
+        georel: &str,
+        geometry: &str,
+        coordinates: &str,
+        property: Option<&str>,
+        ctx: &ActiveContext,
+    ) -> Result<Self> {
+        let rel = parse_rel(georel)?;
+        let coords: Value = serde_json::from_str(coordinates)
+            .map_err(|e| NgsiError::bad_data(format!("coordinates are not a JSON array: {e}")))?;
+        let geojson = serde_json::json!({ "type": geometry, "coordinates": coords });
+        validate_geometry("geoQ", &geojson)?;
+        let geometry = to_geometry(&geojson)
+            .ok_or_else(|| NgsiError::bad_data("geoQ geometry is not supported"))?;
+        if matches!(rel, GeoRel::Near { .. }) && !matches!(geometry, Geometry::Point(_)) {
+            return Err(NgsiError::bad_data("georel near needs a Point geometry"));
+        }
+        Ok(Self {
+            rel,
+            geometry,
+            property: ctx.expand(property.unwrap_or("location")),
+        })
+    }
+
+    pub fn matches(&self, entity: &Entity) -> bool {
+        let Some(instances) = entity.attrs.get(&self.property) else {
+            return false;
+        };
+        instances
+            .iter()
+            .filter_map(|a| a.get("value"))
+            .filter_map(to_geometry)
+            .any(|g| self.test(&g))
+    }
+
+    fn test(&self, g: &Geometry<f64>) -> bool {
+        let q = &self.geometry;
+        match &self.rel {
+            GeoRel::Near { max, min } => {
+                let Geometry::Point(p) = q else { return false };
+                let d = distance_m(p, g);
+                max.is_none_or(|m| d <= m) && min.is_none_or(|m| d >= m)
+            }
+            GeoRel::Within => g.is_within(q),
+            GeoRel::Contains => q.is_within(g) || g.contains(q),
+            GeoRel::Intersects => g.intersects(q),
+            GeoRel::Disjoint => !g.intersects(q),
+            GeoRel::Equals => g == q,
+            GeoRel::Overlaps => g.intersects(q) && !g.is_within(q) && !q.is_within(g),
+        }
+    }
+}
+
+fn parse_rel(georel: &str) -> Result<GeoRel> {
+    let mut parts = georel.split(';');
+    let name = parts.next().unwrap_or("");
+    let bad = |why: &str| NgsiError::bad_data(format!("invalid georel '{georel}': {why}"));
+    match name {
+        "near" => {
+            let (mut max, mut min) = (None, None);
+            for p in parts {
+                let (k, v) = p
+                    .split_once("==")
+                    .ok_or_else(|| bad("use near;maxDistance==<metres>"))?;
+                let v: f64 = v.parse().map_err(|_| bad("the distance is not a number"))?;
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(bad("the distance must be a non-negative number"));
+                }
+                match k {
+                    "maxDistance" => max = Some(v),
+                    "minDistance" => min = Some(v),
+                    _ => return Err(bad("near takes maxDistance or minDistance")),
+                }
+            }
+            if max.is_none() && min.is_none() {
+                return Err(bad("near needs maxDistance or minDistance"));
+            }
+            Ok(GeoRel::Near { max, min })
+        }
+        "within" => Ok(GeoRel::Within),
+        "contains" => Ok(GeoRel::Contains),
+        "intersects" => Ok(GeoRel::Intersects),
+        "disjoint" => Ok(GeoRel::Disjoint),
+        "equals" => Ok(GeoRel::Equals),
+        "overlaps" => Ok(GeoRel::Overlaps),
+        _ => Err(bad(
+            "unknown relation (near, within, contains, intersects, disjoint, equals, overlaps)",
+        )),
+    }
+}
+
+/// Distance in metres from a point to the closest point of a geometry.
+fn distance_m(p: &Point<f64>, g: &Geometry<f64>) -> f64 {
+    let closest = match g.closest_point(p) {
+        Closest::Intersection(c) | Closest::SinglePoint(c) => c,
+        Closest::Indeterminate => return f64::INFINITY,
+    };
+    if g.intersects(p) && !matches!(g, Geometry::Point(_) | Geometry::MultiPoint(_)) {
+        return 0.0;
+    }
+    p.haversine_distance(&closest)
+}
+
+fn coord(v: &Value) -> Option<Coord<f64>> {
+    let a = v.as_array()?;
+    Some(Coord {
+        x: a.first()?.as_f64()?,
+        y: a.get(1)?.as_f64()?,
+    })
+}
+
+fn line(v: &Value) -> Option<LineString<f64>> {
+    v.as_array()?
+        .iter()
+        .map(coord)
+        .collect::<Option<Vec<_>>>()
+        .map(LineString::new)
+}
+
+fn polygon(v: &Value) -> Option<Polygon<f64>> {
+    let rings = v.as_array()?.iter().map(line).collect::<Option<Vec<_>>>()?;
+    let mut rings = rings.into_iter();
+    Some(Polygon::new(rings.next()?, rings.collect()))
+}
+
+/// A GeoJSON geometry as a `geo` geometry.
+pub fn to_geometry(v: &Value) -> Option<Geometry<f64>> {
+    let c = v.get("coordinates")?;
+    Some(match v.get("type")?.as_str()? {
+        "Point" => Geometry::Point(Point(coord(c)?)),
+        "MultiPoint" => Geometry::MultiPoint(MultiPoint(
+            c.as_array()?
+                .iter()
+                .map(|p| coord(p).map(Point))
+                .collect::<Option<_>>()?,
+        )),
+        "LineString" => Geometry::LineString(line(c)?),
+        "MultiLineString" => Geometry::MultiLineString(MultiLineString(
+            c.as_array()?.iter().map(line).collect::<Option<_>>()?,
+        )),
+        "Polygon" => Geometry::Polygon(polygon(c)?),
+        "MultiPolygon" => Geometry::MultiPolygon(MultiPolygon(
+            c.as_array()?.iter().map(polygon).collect::<Option<_>>()?,
+        )),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> ActiveContext {
+        ActiveContext::new(Vec::<(String, String, bool)>::new(), None, Value::Null)
+    }
+
+    fn entity_at(lon: f64, lat: f64) -> Entity {
+        serde_json::from_value(json!({
+            "id": "urn:x:1", "type": ["T"], "createdAt": "t", "modifiedAt": "t",
+            "attrs": { "https://uri.etsi.org/ngsi-ld/default-context/location": [
+                { "type": "GeoProperty", "value": { "type": "Point", "coordinates": [lon, lat] } } ] }
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn near_uses_metres() {
+        // Vieux-Port of Marseille, and a point about 390 m north of it.
+        let q = GeoQuery::parse(
+            "near;maxDistance==500",
+            "Point",
+            "[5.3698,43.2951]",
+            None,
+            &ctx(),
+        );
+        let q = q.unwrap_or_else(|e| panic!("{e}"));
+        assert!(q.matches(&entity_at(5.3698, 43.2986)));
+        assert!(!q.matches(&entity_at(5.3698, 43.3100)));
+        let far = GeoQuery::parse(
+            "near;minDistance==1000",
+            "Point",
+            "[5.3698,43.2951]",
+            None,
+            &ctx(),
+        );
+        assert!(far.is_ok_and(|q| q.matches(&entity_at(5.3698, 43.3100))));
+    }
+
+    #[test]
+    fn within_and_bad_input() {
+        let square = "[[[5.0,43.0],[6.0,43.0],[6.0,44.0],[5.0,44.0],[5.0,43.0]]]";
+        let q = GeoQuery::parse("within", "Polygon", square, None, &ctx())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(q.matches(&entity_at(5.5, 43.5)));
+        assert!(!q.matches(&entity_at(7.0, 43.5)));
+        assert!(GeoQuery::parse("near", "Point", "[5,43]", None, &ctx()).is_err());
+        assert!(GeoQuery::parse(
+            "within",
+            "Polygon",
+            "[[[5,43],[6,43],[6,44]]]",
+            None,
+            &ctx()
+        )
+        .is_err());
+        assert!(GeoQuery::parse("sideways", "Point", "[5,43]", None, &ctx()).is_err());
+        assert!(GeoQuery::parse("near;maxDistance==x", "Point", "[5,43]", None, &ctx()).is_err());
+    }
+}
