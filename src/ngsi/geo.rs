@@ -58,6 +58,38 @@ impl GeoQuery {
         })
     }
 
+    /// A box [min_x, max_x, min_y, max_y] every matching geometry's box overlaps, when
+    /// the relation allows one (not for `disjoint` or a `near` with only a minimum).
+    pub fn prefilter_box(&self) -> Option<[f64; 4]> {
+        use geo::BoundingRect;
+        let rect = self.geometry.bounding_rect()?;
+        let (mut b, margin_m) = match self.rel {
+            GeoRel::Near { max: Some(m), .. } => {
+                ([rect.min().x, rect.max().x, rect.min().y, rect.max().y], m)
+            }
+            GeoRel::Near { max: None, .. } | GeoRel::Disjoint => return None,
+            _ => (
+                [rect.min().x, rect.max().x, rect.min().y, rect.max().y],
+                0.0,
+            ),
+        };
+        // Metres to degrees, generously (10% margin, latitude-corrected longitude).
+        let dlat = margin_m * 1.1 / 111_320.0;
+        let cos = b[2]
+            .abs()
+            .max(b[3].abs())
+            .min(89.0)
+            .to_radians()
+            .cos()
+            .max(0.01);
+        let dlon = margin_m * 1.1 / (111_320.0 * cos);
+        b[0] -= dlon;
+        b[1] += dlon;
+        b[2] -= dlat;
+        b[3] += dlat;
+        Some(b)
+    }
+
     pub fn matches(&self, entity: &Entity) -> bool {
         let Some(instances) = entity.attrs.get(&self.property) else {
             return false;

@@ -43,6 +43,12 @@ impl EntityQuery {
         self.q.is_some() || self.scope_q.is_some() || self.geo_q.is_some()
     }
 
+    /// True if only `q` needs checking entity by entity (a store that decides q exactly
+    /// in its own language can then skip the scan).
+    pub fn only_q_filter(&self) -> bool {
+        self.scope_q.is_none() && self.geo_q.is_none()
+    }
+
     /// The entity-by-entity part of the selection.
     pub fn row_matches(&self, e: &Entity) -> bool {
         self.q.as_ref().is_none_or(|q| super::q::matches(q, e))

@@ -137,10 +137,6 @@ fn order(value: &Value, lit: &Literal) -> Option<Ordering> {
             (Ok(a), Ok(b)) => Some(a.cmp(&b)),
             _ => Some(s.as_str().cmp(l.as_str())),
         },
-        (Value::String(s), Literal::Number(l)) => s.parse::<f64>().ok()?.partial_cmp(l),
-        (Value::Number(n), Literal::Text(l) | Literal::Bare(l)) => {
-            n.as_f64()?.partial_cmp(&l.parse::<f64>().ok()?)
-        }
         _ => None,
     }
 }

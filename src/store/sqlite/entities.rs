@@ -67,6 +67,7 @@ pub fn save(
                 .map_err(db_err)?;
         }
     }
+    super::value_index::update(conn, tenant, before, entity)?;
     let attrs_changed = before.is_none_or(|b| !b.attrs.keys().eq(entity.attrs.keys()));
     if attrs_changed {
         conn.prepare_cached("DELETE FROM entity_attrs WHERE tenant = ?1 AND id = ?2")
@@ -87,6 +88,7 @@ pub fn save(
 }
 
 pub fn delete(conn: &Connection, tenant: &Tenant, id: &str) -> Result<()> {
+    super::value_index::delete_entity(conn, tenant, id)?;
     for sql in [
         "DELETE FROM entities WHERE tenant = ?1 AND id = ?2",
         "DELETE FROM entity_types WHERE tenant = ?1 AND id = ?2",
@@ -107,7 +109,13 @@ pub fn ensure_tenant(conn: &Connection, tenant: &Tenant, now: &str) -> Result<()
 }
 
 /// Builds the WHERE clause of a selection; parameters are bound, never spliced.
-fn selection(query: &EntityQuery, tenant: &Tenant, now: &str) -> (String, Vec<Box<dyn ToSql>>) {
+/// The WHERE clause of a selection (parameters bound, never spliced) and whether it is
+/// exact: if not, the rows it selects are a superset to re-check in memory.
+fn selection(
+    query: &EntityQuery,
+    tenant: &Tenant,
+    now: &str,
+) -> (String, Vec<Box<dyn ToSql>>, bool) {
     let mut sql = String::from("e.tenant = ? AND (e.expires_at IS NULL OR e.expires_at > ?)");
     let mut args: Vec<Box<dyn ToSql>> = vec![
         Box::new(tenant.as_str().to_string()),
@@ -144,7 +152,29 @@ fn selection(query: &EntityQuery, tenant: &Tenant, now: &str) -> (String, Vec<Bo
         );
         sql.push(')');
     }
-    (sql, args)
+    let mut exact = query.only_q_filter();
+    if let Some(q) = &query.q {
+        let t = super::q_sql::translate(q, tenant);
+        sql.push_str(" AND ");
+        sql.push_str(&t.sql);
+        args.extend(t.args);
+        exact &= t.exact;
+    }
+    if let Some(b) = query
+        .geo_q
+        .as_ref()
+        .and_then(|g| g.prefilter_box().map(|b| (b, g.property.clone())))
+    {
+        let ([min_x, max_x, min_y, max_y], attr) = b;
+        sql.push_str(
+            " AND e.id IN (SELECT r.id FROM geo_rows r JOIN geo_index g ON g.rid = r.rid
+               WHERE r.tenant = ? AND r.attr = ? AND g.max_x >= ? AND g.min_x <= ? AND g.max_y >= ? AND g.min_y <= ?)",
+        );
+        args.push(Box::new(tenant.as_str().to_string()));
+        args.push(Box::new(attr));
+        args.extend([min_x, max_x, min_y, max_y].map(|v| Box::new(v) as Box<dyn ToSql>));
+    }
+    (sql, args, exact)
 }
 
 /// A type selector as SQL over the type index: each type is an indexed membership test.
@@ -179,10 +209,10 @@ pub fn select(
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<Entity>> {
-    if query.has_row_filter() {
+    let (filter, mut args, exact) = selection(query, tenant, now);
+    if !exact {
         return Ok(scan(conn, tenant, query, now, true)?.0);
     }
-    let (filter, mut args) = selection(query, tenant, now);
     let sql =
         format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid LIMIT ? OFFSET ?");
     args.push(Box::new(query.limit as i64));
@@ -199,10 +229,10 @@ pub fn select(
 }
 
 pub fn count(conn: &Connection, tenant: &Tenant, query: &EntityQuery, now: &str) -> Result<u64> {
-    if query.has_row_filter() {
+    let (filter, args, exact) = selection(query, tenant, now);
+    if !exact {
         return Ok(scan(conn, tenant, query, now, false)?.1);
     }
-    let (filter, args) = selection(query, tenant, now);
     let sql = format!("SELECT COUNT(*) FROM entities e WHERE {filter}");
     let n: i64 = conn
         .prepare_cached(&sql)
@@ -225,7 +255,7 @@ fn scan(
     now: &str,
     keep: bool,
 ) -> Result<(Vec<Entity>, u64)> {
-    let (filter, args) = selection(query, tenant, now);
+    let (filter, args, _) = selection(query, tenant, now);
     let sql = format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid");
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
@@ -251,7 +281,7 @@ pub fn select_ids(
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<String>> {
-    if query.has_row_filter() {
+    if !selection(query, tenant, now).2 {
         let all = EntityQuery {
             limit: usize::MAX,
             offset: 0,
@@ -263,7 +293,7 @@ pub fn select_ids(
             .map(|e| e.id)
             .collect());
     }
-    let (filter, args) = selection(query, tenant, now);
+    let (filter, args, _) = selection(query, tenant, now);
     let sql = format!("SELECT e.id FROM entities e WHERE {filter}");
     let mut stmt = conn.prepare(&sql).map_err(db_err)?;
     let ids = stmt

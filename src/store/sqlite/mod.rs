@@ -2,7 +2,11 @@
 //! and a small pool of reader connections.
 
 mod entities;
+#[cfg(test)]
+mod q_equivalence_tests;
+mod q_sql;
 mod schema;
+mod value_index;
 mod writer;
 
 use std::path::{Path, PathBuf};

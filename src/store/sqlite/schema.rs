@@ -2,7 +2,10 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_value_and_geo_indexes.sql")),
+];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -20,6 +23,11 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
             [version],
         )?;
+        if *version == 2 {
+            // The value and geo indexes start with what is already stored.
+            super::value_index::reindex_all(&tx)
+                .map_err(|e| rusqlite::Error::UserFunctionError(e.detail.into()))?;
+        }
         tx.commit()?;
         tracing::info!(version, "applied SQLite migration");
     }

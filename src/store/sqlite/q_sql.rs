@@ -1,0 +1,154 @@
+//! Translates a q expression into SQL over the `attr_values` and `entity_attrs` indexes.
+//!
+//! Each term becomes an indexed membership test on `e.id`. Terms the indexes cannot
+//! decide exactly (sub-attribute and compound paths, date-times, booleans, negations
+//! over multi-instance attributes) become a superset test (the attribute exists) and the
+//! caller re-checks those entities in memory: SQL narrows, the evaluator decides.
+
+use rusqlite::ToSql;
+
+use crate::ngsi::q::{Expr, Literal, Op, Operand, Term};
+use crate::ngsi::{time, Tenant};
+
+pub struct Translation {
+    pub sql: String,
+    pub args: Vec<Box<dyn ToSql>>,
+    /// True if the SQL selects exactly the matching entities.
+    pub exact: bool,
+}
+
+pub fn translate(expr: &Expr, tenant: &Tenant) -> Translation {
+    match expr {
+        Expr::Term(t) => term(t, tenant),
+        Expr::And(items) | Expr::Or(items) => {
+            let joiner = if matches!(expr, Expr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            let parts: Vec<Translation> = items.iter().map(|i| translate(i, tenant)).collect();
+            let exact = parts.iter().all(|p| p.exact);
+            let mut sql = String::from("(");
+            let mut args = Vec::new();
+            for (i, p) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(joiner);
+                }
+                sql.push_str(&p.sql);
+                args.extend(p.args);
+            }
+            sql.push(')');
+            Translation { sql, args, exact }
+        }
+    }
+}
+
+fn exists(tenant: &Tenant, attr: &str) -> Translation {
+    Translation {
+        sql: "e.id IN (SELECT id FROM entity_attrs WHERE tenant = ? AND attr = ?)".into(),
+        args: vec![
+            Box::new(tenant.as_str().to_string()),
+            Box::new(attr.to_string()),
+        ],
+        exact: true,
+    }
+}
+
+/// A literal as the column it is stored in, when the index can compare it exactly.
+enum Column {
+    Num(f64),
+    Txt(String),
+}
+
+fn column(l: &Literal) -> Option<Column> {
+    match l {
+        Literal::Number(n) => Some(Column::Num(*n)),
+        Literal::Text(s) => Some(Column::Txt(s.clone())),
+        // Date-times are compared as instants in memory, not as text.
+        Literal::Bare(s) if time::parse(s).is_err() => Some(Column::Txt(s.clone())),
+        _ => None,
+    }
+}
+
+fn term(t: &Term, tenant: &Tenant) -> Translation {
+    let path = &t.path;
+    let superset = || Translation {
+        exact: false,
+        ..exists(tenant, &path.attr)
+    };
+    if !path.subs.is_empty() || !path.keys.is_empty() {
+        return superset();
+    }
+    let Some((op, operand)) = &t.condition else {
+        return exists(tenant, &path.attr);
+    };
+    let base = |cond: &str, vals: Vec<Box<dyn ToSql>>| {
+        let mut args: Vec<Box<dyn ToSql>> = vec![
+            Box::new(tenant.as_str().to_string()),
+            Box::new(path.attr.clone()),
+        ];
+        args.extend(vals);
+        Translation {
+            sql: format!(
+                "e.id IN (SELECT id FROM attr_values WHERE tenant = ? AND attr = ? AND {cond})"
+            ),
+            args,
+            exact: true,
+        }
+    };
+    let cmp = |sql_op: &str, l: &Literal| match column(l) {
+        Some(Column::Num(n)) => Some(base(
+            &format!("num IS NOT NULL AND num {sql_op} ?"),
+            vec![Box::new(n)],
+        )),
+        Some(Column::Txt(s)) => Some(base(
+            &format!("txt IS NOT NULL AND txt {sql_op} ?"),
+            vec![Box::new(s)],
+        )),
+        None => None,
+    };
+    let translated = match (op, operand) {
+        (Op::Eq, Operand::One(l)) => cmp("=", l),
+        (Op::Gt, Operand::One(l)) => cmp(">", l),
+        (Op::Ge, Operand::One(l)) => cmp(">=", l),
+        (Op::Lt, Operand::One(l)) => cmp("<", l),
+        (Op::Le, Operand::One(l)) => cmp("<=", l),
+        (Op::Eq, Operand::Range(lo, hi)) => match (column(lo), column(hi)) {
+            (Some(Column::Num(a)), Some(Column::Num(b))) => Some(base(
+                "num IS NOT NULL AND num BETWEEN ? AND ?",
+                vec![Box::new(a), Box::new(b)],
+            )),
+            (Some(Column::Txt(a)), Some(Column::Txt(b))) => Some(base(
+                "txt IS NOT NULL AND txt BETWEEN ? AND ?",
+                vec![Box::new(a), Box::new(b)],
+            )),
+            _ => None,
+        },
+        (Op::Eq, Operand::List(items)) => {
+            let cols: Option<Vec<Column>> = items.iter().map(column).collect();
+            cols.map(|cols| {
+                let mut parts = Vec::new();
+                let mut vals: Vec<Box<dyn ToSql>> = Vec::new();
+                for c in cols {
+                    match c {
+                        Column::Num(n) => {
+                            parts.push("num = ?");
+                            vals.push(Box::new(n));
+                        }
+                        Column::Txt(s) => {
+                            parts.push("txt = ?");
+                            vals.push(Box::new(s));
+                        }
+                    }
+                }
+                base(&format!("({})", parts.join(" OR ")), vals)
+            })
+        }
+        (Op::Matches, Operand::One(Literal::Text(re) | Literal::Bare(re))) => Some(base(
+            "txt IS NOT NULL AND regexp(?, txt)",
+            vec![Box::new(re.clone())],
+        )),
+        _ => None,
+    };
+    translated.unwrap_or_else(superset)
+}
