@@ -82,15 +82,25 @@ pub fn render_options(
 ) -> Result<RenderOptions> {
     let mut opts = RenderOptions::default();
     let mut formats = Vec::new();
-    for o in extract::options(params) {
-        match o.as_str() {
-            "keyValues" | "simplified" => formats.push(Format::KeyValues),
-            "concise" => formats.push(Format::Concise),
-            "normalized" => formats.push(Format::Normalized),
-            "sysAttrs" => opts.sys_attrs = true,
-            "noOverwrite" | "replace" | "update" => {}
-            other => return Err(NgsiError::bad_data(format!("unknown option '{other}'"))),
+    let representation = |o: &str| match o {
+        "keyValues" | "simplified" => Some(Format::KeyValues),
+        "concise" => Some(Format::Concise),
+        "normalized" => Some(Format::Normalized),
+        _ => None,
+    };
+    for o in list(params, "options").unwrap_or_default() {
+        match (representation(&o), o.as_str()) {
+            (Some(f), _) => formats.push(f),
+            (None, "sysAttrs") => opts.sys_attrs = true,
+            (None, "noOverwrite" | "replace" | "update" | "keyValues") => {}
+            (None, other) => return Err(NgsiError::invalid(format!("unknown option '{other}'"))),
         }
+    }
+    // `format` takes precedence over a representation named in `options` (clause 6.3.7).
+    if let Some(f) = params.get("format") {
+        let f =
+            representation(f).ok_or_else(|| NgsiError::invalid(format!("unknown format '{f}'")))?;
+        formats = vec![f];
     }
     formats.dedup();
     if formats.len() > 1 {
@@ -99,51 +109,84 @@ pub fn render_options(
         ));
     }
     opts.format = formats.first().copied().unwrap_or_default();
-    let expand_all = |names: Vec<String>| -> Result<HashSet<String>> {
-        names
-            .into_iter()
-            .map(|n| {
-                crate::ngsi::ids::validate_name(&n, "attribute name")?;
-                Ok(ctx.expand(&n))
-            })
-            .collect()
-    };
     if params.contains_key("attrs") && params.contains_key("pick") {
         return Err(NgsiError::bad_data(
             "attrs and pick cannot be used together",
         ));
     }
-    if let Some(attrs) = list(params, "attrs") {
-        opts.attrs = Some(expand_all(attrs)?);
+    if params.contains_key("attrs") && params.contains_key("omit") {
+        return Err(NgsiError::bad_data(
+            "attrs and omit cannot be used together",
+        ));
     }
-    if let Some(pick) = list(params, "pick") {
-        let members: HashSet<String> = pick
-            .iter()
-            .filter(|p| *p == "id" || *p == "type")
-            .cloned()
-            .collect();
-        let attrs = pick
-            .into_iter()
-            .filter(|p| p != "id" && p != "type")
-            .collect();
-        opts.attrs = Some(expand_all(attrs)?);
+    if let Some(attrs) = params.get("attrs") {
+        opts.attrs = Some(projection(attrs, "attrs", ctx)?.1);
+    }
+    if let Some(pick) = params.get("pick") {
+        let (members, attrs) = projection(pick, "pick", ctx)?;
+        opts.attrs = Some(attrs);
         opts.picked_members = Some(members);
     }
-    if let Some(omit) = list(params, "omit") {
-        let members: Vec<String> = omit
-            .iter()
-            .filter(|p| *p == "id" || *p == "type")
-            .cloned()
-            .collect();
-        let attrs: Vec<String> = omit
-            .into_iter()
-            .filter(|p| p != "id" && p != "type")
-            .collect();
-        opts.omit = expand_all(attrs)?;
+    if let Some(omit) = params.get("omit") {
+        let (members, attrs) = projection(omit, "omit", ctx)?;
+        if let Some(picked) = &opts.picked_members {
+            if members.iter().any(|m| picked.contains(m)) {
+                return Err(NgsiError::bad_data(
+                    "the same member cannot be both picked and omitted",
+                ));
+            }
+        }
+        if let Some(picked) = &opts.attrs {
+            if attrs.iter().any(|a| picked.contains(a)) {
+                return Err(NgsiError::bad_data(
+                    "the same attribute cannot be both picked and omitted",
+                ));
+            }
+        }
+        opts.omit = attrs;
         opts.omit.extend(members);
+    }
+    if let Some(ds) = params.get("datasetId") {
+        let ids: Vec<String> = ds.split(',').map(|s| s.trim().to_string()).collect();
+        for id in ids.iter().filter(|d| *d != "@none") {
+            validate_uri(id, "datasetId")?;
+        }
+        opts.dataset_ids = Some(ids);
     }
     opts.lang = params.get("lang").cloned();
     Ok(opts)
+}
+
+/// A projection list (`attrs`, `pick`, `omit`): names separated by `,` or `|`. Returns
+/// the entity members named (`id`, `type`) and the expanded attribute names. Nested
+/// projections (`{...}`) only apply to joined entities and are refused here.
+fn projection(
+    raw: &str,
+    what: &str,
+    ctx: &ActiveContext,
+) -> Result<(HashSet<String>, HashSet<String>)> {
+    let (mut members, mut attrs) = (HashSet::new(), HashSet::new());
+    if raw.contains(['{', '}']) {
+        return Err(NgsiError::bad_data(format!(
+            "{what}: nested projections need join"
+        )));
+    }
+    for name in raw.split([',', '|']) {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(NgsiError::bad_data(format!("{what} has an empty member")));
+        }
+        match name {
+            "id" | "type" if what != "attrs" => {
+                members.insert(name.to_string());
+            }
+            _ => {
+                crate::ngsi::ids::validate_name(name, "attribute name")?;
+                attrs.insert(ctx.expand(name));
+            }
+        }
+    }
+    Ok((members, attrs))
 }
 
 fn entity_id(path: &str) -> Result<String> {
@@ -259,6 +302,11 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
             )));
         }
     }
+    if params.contains_key("geometryProperty") && media != MediaType::GeoJson {
+        return Err(NgsiError::bad_data(
+            "geometryProperty only applies to Accept: application/geo+json",
+        ));
+    }
     let body = if media == MediaType::GeoJson {
         let geo = params
             .get("geometryProperty")
@@ -267,7 +315,32 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
     } else {
         response::entity(&entity, &ctx, &opts, media)
     };
+    if projection_left_nothing(&body, &opts) {
+        return Err(NgsiError::not_found(format!(
+            "entity {id} has none of the requested attributes"
+        )));
+    }
     response::json(StatusCode::OK, media, &ctx, &body)
+}
+
+/// A retrieval whose projection (attrs, pick, omit) selected nothing is a 404.
+fn projection_left_nothing(body: &Value, opts: &RenderOptions) -> bool {
+    let projected = opts.attrs.is_some() || !opts.omit.is_empty();
+    if !projected || opts.picked_members.as_ref().is_some_and(|m| !m.is_empty()) {
+        return false;
+    }
+    let body = body.get("properties").unwrap_or(body);
+    let members = [
+        "id",
+        "type",
+        "scope",
+        "@context",
+        "createdAt",
+        "modifiedAt",
+        "expiresAt",
+    ];
+    body.as_object()
+        .is_some_and(|o| o.keys().all(|k| members.contains(&k.as_str())))
 }
 
 async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {

@@ -60,8 +60,15 @@ const QUERY_PARAMS: &[&str] = &[
 /// The selection part of a query request, shared with purge.
 pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<EntityQuery> {
     let mut q = EntityQuery::default();
-    if let Some(types) = params.get("type") {
-        q.types = Some(TypeExpr::parse(types, ctx)?);
+    match params.get("type").map(String::as_str) {
+        // `*` is every type (clause 4.17): no type restriction.
+        Some("*") | None => {}
+        Some(types) => q.types = Some(TypeExpr::parse(types, ctx)?),
+    }
+    if params.get("attrs").is_some_and(|a| a.trim().is_empty()) {
+        return Err(NgsiError::bad_data(
+            "attrs must name at least one attribute",
+        ));
     }
     if let Some(ids) = list(params, "id") {
         for id in &ids {
@@ -169,22 +176,23 @@ fn query_object_to_params(
         let selectors = entities
             .as_array()
             .ok_or_else(|| NgsiError::bad_data("entities must be an array"))?;
-        let mut types = Vec::new();
+        let (mut types, mut ids, mut patterns) = (Vec::new(), Vec::new(), Vec::new());
         for sel in selectors {
-            for (k, v) in sel
+            let sel = sel
                 .as_object()
-                .ok_or_else(|| NgsiError::bad_data("each entities item must be an object"))?
-            {
+                .ok_or_else(|| NgsiError::bad_data("each entities item must be an object"))?;
+            for (k, v) in sel {
                 match k.as_str() {
                     "type" => types.push(text(v)?),
-                    "id" | "idPattern" if selectors.len() == 1 => {
-                        params.insert(k.clone(), text(v)?);
-                    }
-                    "id" | "idPattern" => {
-                        return Err(NgsiError::unsupported(
-                            "several entity selectors with ids are not supported; send one",
-                        ))
-                    }
+                    "id" => match v {
+                        Value::String(s) => ids.push(s.clone()),
+                        _ => {
+                            return Err(NgsiError::bad_data(
+                                "an entity selector's id must be a string",
+                            ))
+                        }
+                    },
+                    "idPattern" => patterns.push(text(v)?),
                     other => {
                         return Err(NgsiError::bad_data(format!(
                             "unknown member '{other}' in an entity selector"
@@ -192,9 +200,25 @@ fn query_object_to_params(
                     }
                 }
             }
+            if !sel.contains_key("type") {
+                return Err(NgsiError::bad_data("every entity selector needs a type"));
+            }
+        }
+        // One query answers the union of the selectors when they only differ in ids.
+        if patterns.len() > 1 || (!patterns.is_empty() && !ids.is_empty() && selectors.len() > 1) {
+            return Err(NgsiError::unsupported(
+                "combining several idPattern selectors is not supported; send one",
+            ));
         }
         if !types.is_empty() {
+            types.dedup();
             params.insert("type".into(), types.join(","));
+        }
+        if !ids.is_empty() {
+            // An id takes precedence over an idPattern (clause 5.2.33).
+            params.insert("id".into(), ids.join(","));
+        } else if let Some(p) = patterns.pop() {
+            params.insert("idPattern".into(), p);
         }
     }
     for key in ["attrs", "pick", "omit", "q", "scopeQ", "lang"] {
@@ -231,8 +255,19 @@ async fn run_query(
     let tenant = extract::tenant(req)?;
     let media = extract::accept(req, true)?;
     let opts = render_options(&params, &ctx)?;
+    if params.contains_key("geometryProperty") && media != MediaType::GeoJson {
+        return Err(NgsiError::bad_data(
+            "geometryProperty only applies to Accept: application/geo+json",
+        ));
+    }
+    if params.get("joinLevel").is_some_and(|l| l == "0") {
+        return Err(NgsiError::bad_data("joinLevel must be at least 1"));
+    }
+    let local = bool_param(&params, "local")?;
     let mut q = selection(&params, &ctx)?;
-    if q.types.is_none()
+    if !local
+        && q.types.is_none()
+        && !params.contains_key("type")
         && q.ids.is_none()
         && q.id_pattern.is_none()
         && q.attrs.is_none()
@@ -267,6 +302,7 @@ async fn run_query(
                 .iter()
                 .map(|e| response::geojson_feature(e, &ctx, &opts, geo))
                 .collect(),
+            &ctx,
         )
     } else {
         Value::Array(
@@ -281,7 +317,7 @@ async fn run_query(
     if let Some(total) = page.total {
         b.insert_header(("NGSILD-Results-Count", total.to_string()));
     }
-    for link in paging_links(req, &q, page.items.len(), page.total) {
+    for link in paging_links(req, &q, page.items.len(), page.total, media.as_str()) {
         b.append_header(("Link", link));
     }
     Ok(b.body(text))
@@ -293,6 +329,7 @@ fn paging_links(
     q: &EntityQuery,
     returned: usize,
     total: Option<u64>,
+    media: &str,
 ) -> Vec<String> {
     if q.limit == 0 || req.method() != actix_web::http::Method::GET {
         return Vec::new();
@@ -305,6 +342,7 @@ fn paging_links(
                 .collect();
         pairs.push(("limit".into(), q.limit.to_string()));
         pairs.push(("offset".into(), offset.to_string()));
+        pairs.sort();
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
@@ -313,7 +351,7 @@ fn paging_links(
     let mut links = Vec::new();
     if q.offset > 0 {
         links.push(format!(
-            "<{}>; rel=\"prev\"",
+            "<{}>; rel=\"prev\";type=\"{media}\"",
             page_url(q.offset.saturating_sub(q.limit))
         ));
     }
@@ -322,7 +360,10 @@ fn paging_links(
         None => returned == q.limit,
     };
     if more {
-        links.push(format!("<{}>; rel=\"next\"", page_url(q.offset + q.limit)));
+        links.push(format!(
+            "<{}>; rel=\"next\";type=\"{media}\"",
+            page_url(q.offset + q.limit)
+        ));
     }
     links
 }

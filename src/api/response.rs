@@ -75,17 +75,33 @@ pub fn geojson_feature(
 ) -> Value {
     let mut props = render::render_entity(e, ctx, opts);
     let id = props.remove("id").unwrap_or(Value::Null);
+    // The default instance (no datasetId) is the geometry when there are several.
     let geometry = e
         .attrs
         .get(&ctx.expand(geometry_property))
-        .and_then(|instances| instances.first())
+        .and_then(|instances| {
+            instances
+                .iter()
+                .find(|a| !a.contains_key("datasetId"))
+                .or(instances.first())
+        })
         .and_then(|a| a.get("value"))
         .filter(|v| v.is_object())
         .cloned()
         .unwrap_or(Value::Null);
-    serde_json::json!({ "id": id, "type": "Feature", "geometry": geometry, "properties": props })
+    serde_json::json!({ "id": id, "type": "Feature", "geometry": geometry, "properties": props, "@context": context_value(ctx) })
 }
 
-pub fn geojson_collection(features: Vec<Value>) -> Value {
-    serde_json::json!({ "type": "FeatureCollection", "features": features })
+/// Features in a collection share the collection's @context.
+pub fn geojson_collection(features: Vec<Value>, ctx: &ActiveContext) -> Value {
+    let features: Vec<Value> = features
+        .into_iter()
+        .map(|mut f| {
+            if let Some(o) = f.as_object_mut() {
+                o.remove("@context");
+            }
+            f
+        })
+        .collect();
+    serde_json::json!({ "type": "FeatureCollection", "features": features, "@context": context_value(ctx) })
 }

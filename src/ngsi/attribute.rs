@@ -562,64 +562,92 @@ fn validate_value(name: &str, kind: &str, v: &Value, ctx: &ActiveContext) -> Res
 }
 
 /// Checks a GeoJSON geometry (RFC 7946): its type, coordinate nesting, positions in
-/// range, at least two positions per line, closed rings of four or more.
+/// range, at least two positions per line, closed rings of four or more. The detail says
+/// which rule failed.
 pub fn validate_geometry(name: &str, v: &Value) -> Result<()> {
-    let bad = |why: String| {
-        Err(NgsiError::bad_data(format!(
+    let fail = |why: String| {
+        NgsiError::bad_data(format!(
             "attribute '{name}' is not a valid GeoJSON geometry: {why}"
-        )))
+        ))
     };
     let Some(obj) = v.as_object() else {
-        return bad("not an object".into());
+        return Err(fail("not an object".into()));
     };
     let Some(t) = obj.get("type").and_then(Value::as_str) else {
-        return bad("no type".into());
+        return Err(fail("no type".into()));
     };
     let Some(coords) = obj.get("coordinates") else {
-        return bad(if t == "GeometryCollection" {
+        return Err(fail(if t == "GeometryCollection" {
             "GeometryCollection is not supported".into()
         } else {
             "no coordinates".into()
-        });
+        }));
     };
-    let ok = match t {
-        "Point" => position_ok(coords),
-        "MultiPoint" => each(coords, position_ok),
-        "LineString" => line_ok(coords),
-        "MultiLineString" => each(coords, line_ok),
-        "Polygon" => polygon_ok(coords),
-        "MultiPolygon" => each(coords, polygon_ok),
-        other => return bad(format!("unsupported geometry type '{other}'")),
+    let checked = match t {
+        "Point" => position(coords),
+        "MultiPoint" => each(coords, position),
+        "LineString" => line(coords),
+        "MultiLineString" => each(coords, line),
+        "Polygon" => polygon(coords),
+        "MultiPolygon" => each(coords, polygon),
+        other => Err(format!("unsupported geometry type '{other}'")),
     };
-    if !ok {
-        return bad(format!("coordinates do not form a valid {t}"));
+    checked.map_err(|why| fail(format!("{t}: {why}")))
+}
+
+type Check = std::result::Result<(), String>;
+
+fn each(v: &Value, f: fn(&Value) -> Check) -> Check {
+    match v.as_array() {
+        Some(items) if !items.is_empty() => items.iter().try_for_each(f),
+        _ => Err("coordinates must be a non-empty array".into()),
+    }
+}
+
+fn position(v: &Value) -> Check {
+    let Some(p) = v
+        .as_array()
+        .filter(|p| (2..=3).contains(&p.len()) && p.iter().all(Value::is_number))
+    else {
+        return Err("a position is an array of 2 or 3 numbers".into());
+    };
+    let (x, y) = (
+        p[0].as_f64().unwrap_or(f64::NAN),
+        p[1].as_f64().unwrap_or(f64::NAN),
+    );
+    if !(-180.0..=180.0).contains(&x) {
+        return Err(format!("longitude {x} is out of range [-180, 180]"));
+    }
+    if !(-90.0..=90.0).contains(&y) {
+        return Err(format!("latitude {y} is out of range [-90, 90]"));
     }
     Ok(())
 }
 
-fn each(v: &Value, f: fn(&Value) -> bool) -> bool {
-    v.as_array()
-        .is_some_and(|items| !items.is_empty() && items.iter().all(f))
+fn line(v: &Value) -> Check {
+    match v.as_array() {
+        Some(p) if p.len() >= 2 => p.iter().try_for_each(position),
+        _ => Err("a line needs at least two positions".into()),
+    }
 }
 
-fn position_ok(v: &Value) -> bool {
-    let Some(p) = v.as_array() else { return false };
-    (2..=3).contains(&p.len())
-        && p.iter().all(Value::is_number)
-        && p[0].as_f64().is_some_and(|x| (-180.0..=180.0).contains(&x))
-        && p[1].as_f64().is_some_and(|y| (-90.0..=90.0).contains(&y))
+fn ring(v: &Value) -> Check {
+    let Some(p) = v.as_array() else {
+        return Err("a ring is an array of positions".into());
+    };
+    if p.len() < 4 {
+        return Err(format!(
+            "a linear ring needs four or more positions, this one has {}",
+            p.len()
+        ));
+    }
+    p.iter().try_for_each(position)?;
+    if p.first() != p.last() {
+        return Err("a linear ring must be closed (its first and last positions equal)".into());
+    }
+    Ok(())
 }
 
-fn line_ok(v: &Value) -> bool {
-    v.as_array()
-        .is_some_and(|p| p.len() >= 2 && p.iter().all(position_ok))
-}
-
-fn ring_ok(v: &Value) -> bool {
-    v.as_array()
-        .is_some_and(|p| p.len() >= 4 && p.iter().all(position_ok) && p.first() == p.last())
-}
-
-fn polygon_ok(v: &Value) -> bool {
-    each(v, ring_ok)
+fn polygon(v: &Value) -> Check {
+    each(v, ring)
 }

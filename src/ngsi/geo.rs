@@ -48,9 +48,6 @@ impl GeoQuery {
         validate_geometry("geoQ", &geojson)?;
         let geometry = to_geometry(&geojson)
             .ok_or_else(|| NgsiError::bad_data("geoQ geometry is not supported"))?;
-        if matches!(rel, GeoRel::Near { .. }) && !matches!(geometry, Geometry::Point(_)) {
-            return Err(NgsiError::bad_data("georel near needs a Point geometry"));
-        }
         Ok(Self {
             rel,
             geometry,
@@ -105,8 +102,7 @@ impl GeoQuery {
         let q = &self.geometry;
         match &self.rel {
             GeoRel::Near { max, min } => {
-                let Geometry::Point(p) = q else { return false };
-                let d = distance_m(p, g);
+                let d = geometry_distance_m(q, g);
                 max.is_none_or(|m| d <= m) && min.is_none_or(|m| d >= m)
             }
             GeoRel::Within => g.is_within(q),
@@ -114,7 +110,14 @@ impl GeoQuery {
             GeoRel::Intersects => g.intersects(q),
             GeoRel::Disjoint => !g.intersects(q),
             GeoRel::Equals => g == q,
-            GeoRel::Overlaps => g.intersects(q) && !g.is_within(q) && !q.is_within(g),
+            // Overlap is between geometries of one dimension sharing part of their interiors.
+            GeoRel::Overlaps => {
+                dimension(g) == dimension(q)
+                    && g.intersects(q)
+                    && !g.is_within(q)
+                    && !q.is_within(g)
+                    && g != q
+            }
         }
     }
 }
@@ -126,13 +129,19 @@ fn parse_rel(georel: &str) -> Result<GeoRel> {
     match name {
         "near" => {
             let (mut max, mut min) = (None, None);
+            let parts: Vec<&str> = parts.collect();
+            if parts.len() > 1 {
+                return Err(bad(
+                    "near takes one distance modifier (maxDistance or minDistance)",
+                ));
+            }
             for p in parts {
                 let (k, v) = p
                     .split_once("==")
                     .ok_or_else(|| bad("use near;maxDistance==<metres>"))?;
                 let v: f64 = v.parse().map_err(|_| bad("the distance is not a number"))?;
-                if !(v.is_finite() && v >= 0.0) {
-                    return Err(bad("the distance must be a non-negative number"));
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(bad("the distance must be a positive number of metres"));
                 }
                 match k {
                     "maxDistance" => max = Some(v),
@@ -155,6 +164,26 @@ fn parse_rel(georel: &str) -> Result<GeoRel> {
             "unknown relation (near, within, contains, intersects, disjoint, equals, overlaps)",
         )),
     }
+}
+
+fn dimension(g: &Geometry<f64>) -> u8 {
+    match g {
+        Geometry::Point(_) | Geometry::MultiPoint(_) => 0,
+        Geometry::LineString(_) | Geometry::MultiLineString(_) | Geometry::Line(_) => 1,
+        _ => 2,
+    }
+}
+
+/// Distance in metres between two geometries: zero if they meet, else the shortest
+/// distance from a vertex of either to the other.
+fn geometry_distance_m(a: &Geometry<f64>, b: &Geometry<f64>) -> f64 {
+    use geo::CoordsIter;
+    if a.intersects(b) {
+        return 0.0;
+    }
+    let from_a = a.coords_iter().map(|c| distance_m(&Point(c), b));
+    let from_b = b.coords_iter().map(|c| distance_m(&Point(c), a));
+    from_a.chain(from_b).fold(f64::INFINITY, f64::min)
 }
 
 /// Distance in metres from a point to the closest point of a geometry.

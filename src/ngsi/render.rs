@@ -28,6 +28,8 @@ pub struct RenderOptions {
     /// Show `id`/`type` only if picked (when `pick` was used).
     pub picked_members: Option<HashSet<String>>,
     pub lang: Option<String>,
+    /// Only these attribute instances (`datasetId`; `@none` is the default instance).
+    pub dataset_ids: Option<Vec<String>>,
 }
 
 pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> Map<String, Value> {
@@ -54,7 +56,16 @@ pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> M
         );
     }
     if let Some(scope) = &e.scope {
-        if member_shown("scope") {
+        // With a projection, scope shows only if it was asked for by name.
+        let projected_out = opts
+            .attrs
+            .as_ref()
+            .is_some_and(|a| !a.iter().any(|n| n.ends_with("/scope") || n == "scope"))
+            && !opts
+                .picked_members
+                .as_ref()
+                .is_some_and(|p| p.contains("scope"));
+        if member_shown("scope") && !projected_out {
             let v: Vec<Value> = scope.iter().cloned().map(Value::String).collect();
             out.insert(
                 "scope".into(),
@@ -67,7 +78,9 @@ pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> M
         }
     }
     if let Some(exp) = &e.expires_at {
-        out.insert("expiresAt".into(), Value::String(exp.clone()));
+        if opts.sys_attrs {
+            out.insert("expiresAt".into(), Value::String(exp.clone()));
+        }
     }
     for (name, instances) in &e.attrs {
         if opts.attrs.as_ref().is_some_and(|a| !a.contains(name)) || opts.omit.contains(name) {
@@ -75,8 +88,12 @@ pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> M
         }
         let rendered: Vec<Value> = instances
             .iter()
+            .filter(|i| dataset_selected(i, opts))
             .map(|i| render_attribute(i, ctx, opts))
             .collect();
+        if rendered.is_empty() {
+            continue;
+        }
         let value = if rendered.len() == 1 {
             rendered.into_iter().next().unwrap_or(Value::Null)
         } else {
@@ -89,6 +106,17 @@ pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> M
         out.insert("modifiedAt".into(), Value::String(e.modified_at.clone()));
     }
     out
+}
+
+fn dataset_selected(a: &Attribute, opts: &RenderOptions) -> bool {
+    let Some(wanted) = &opts.dataset_ids else {
+        return true;
+    };
+    let ds = a
+        .get("datasetId")
+        .and_then(Value::as_str)
+        .unwrap_or("@none");
+    wanted.iter().any(|w| w == ds)
 }
 
 pub fn render_attribute(a: &Attribute, ctx: &ActiveContext, opts: &RenderOptions) -> Value {

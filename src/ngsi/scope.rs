@@ -4,41 +4,90 @@
 use crate::error::{NgsiError, Result};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScopeQuery {
-    /// Alternatives (OR) of conjunctions (AND) of patterns.
-    any_of: Vec<Vec<String>>,
+pub enum ScopeQuery {
+    Pattern(String),
+    And(Vec<ScopeQuery>),
+    Or(Vec<ScopeQuery>),
 }
 
 impl ScopeQuery {
+    /// Parses `;` (and), `,` or `|` (or) and parentheses; `;` binds tighter.
     pub fn parse(input: &str) -> Result<Self> {
-        let any_of: Vec<Vec<String>> = input
-            .split(',')
-            .map(|alt| alt.split(';').map(|p| p.trim().to_string()).collect())
-            .collect();
-        for pattern in any_of.iter().flatten() {
-            let ok = pattern.starts_with('/')
-                && !pattern.contains(char::is_whitespace)
-                && pattern.split('/').skip(1).all(|seg| !seg.is_empty())
-                && pattern
-                    .split('/')
-                    .skip(1)
-                    .enumerate()
-                    .all(|(i, seg)| seg != "#" || i == pattern.split('/').count() - 2);
-            if !ok {
+        let mut pos = 0;
+        let q = Self::or(input, &mut pos)?;
+        if pos < input.len() {
+            return Err(NgsiError::bad_data(format!(
+                "invalid scopeQ '{input}' at position {pos}"
+            )));
+        }
+        Ok(q)
+    }
+
+    fn or(src: &str, pos: &mut usize) -> Result<Self> {
+        let mut items = vec![Self::and(src, pos)?];
+        while src[*pos..].starts_with([',', '|']) {
+            *pos += 1;
+            items.push(Self::and(src, pos)?);
+        }
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            ScopeQuery::Or(items)
+        })
+    }
+
+    fn and(src: &str, pos: &mut usize) -> Result<Self> {
+        let mut items = vec![Self::atom(src, pos)?];
+        while src[*pos..].starts_with(';') {
+            *pos += 1;
+            items.push(Self::atom(src, pos)?);
+        }
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            ScopeQuery::And(items)
+        })
+    }
+
+    fn atom(src: &str, pos: &mut usize) -> Result<Self> {
+        if src[*pos..].starts_with('(') {
+            *pos += 1;
+            let q = Self::or(src, pos)?;
+            if !src[*pos..].starts_with(')') {
                 return Err(NgsiError::bad_data(format!(
-                    "invalid scopeQ pattern '{pattern}'"
+                    "invalid scopeQ '{src}': expected ')'"
                 )));
             }
+            *pos += 1;
+            return Ok(q);
         }
-        Ok(Self { any_of })
+        let rest = &src[*pos..];
+        let len = rest.find([',', '|', ';', '(', ')']).unwrap_or(rest.len());
+        let pattern = rest[..len].trim();
+        let segments: Vec<&str> = pattern.split('/').skip(1).collect();
+        let ok = pattern.starts_with('/')
+            && !pattern.contains(char::is_whitespace)
+            && segments.iter().all(|seg| !seg.is_empty())
+            && segments
+                .iter()
+                .enumerate()
+                .all(|(i, seg)| *seg != "#" || i == segments.len() - 1);
+        if !ok {
+            return Err(NgsiError::bad_data(format!(
+                "invalid scopeQ pattern '{pattern}'"
+            )));
+        }
+        *pos += len;
+        Ok(ScopeQuery::Pattern(pattern.to_string()))
     }
 
     pub fn matches(&self, scopes: Option<&[String]>) -> bool {
         let scopes = scopes.unwrap_or(&[]);
-        self.any_of.iter().any(|all| {
-            all.iter()
-                .all(|p| scopes.iter().any(|s| pattern_matches(p, s)))
-        })
+        match self {
+            ScopeQuery::Pattern(p) => scopes.iter().any(|s| pattern_matches(p, s)),
+            ScopeQuery::And(items) => items.iter().all(|i| i.matches(Some(scopes))),
+            ScopeQuery::Or(items) => items.iter().any(|i| i.matches(Some(scopes))),
+        }
     }
 }
 
@@ -83,6 +132,9 @@ mod tests {
         assert!(!m("/Madrid/+"));
         assert!(m("/Paris,/Madrid/#"));
         assert!(!m("/Paris;/Madrid/#"));
+        assert!(m("(/Paris|/Madrid/#);/Madrid/Gardens/+"));
+        assert!(m("/Paris|/Madrid/#"));
         assert!(ScopeQuery::parse("Madrid").is_err());
+        assert!(ScopeQuery::parse("(/A").is_err());
     }
 }

@@ -422,8 +422,10 @@ async fn transient_entity_expires() {
         "v": 1
     }))
     .await;
-    let e = api.entity(&id).await;
+    // expiresAt is a system member: shown with sysAttrs only (ETSI 6311_01).
+    let e = api.get(&format!("{}?options=sysAttrs", ent(&id))).await.expect(200).json();
     assert_datetime(&e["expiresAt"]);
+    assert!(api.entity(&id).await.get("expiresAt").is_none());
     // Poll (with a deadline) until it is gone.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {

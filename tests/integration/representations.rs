@@ -210,7 +210,8 @@ async fn unknown_option_is_400() {
     let id = uid("Station");
     api.create(&station(&id)).await;
     let r = api.get(&format!("{}?options=fancy", ent(&id))).await;
-    assert_problem(&r, 400, "BadRequestData");
+    // ETSI 018_16 expects InvalidRequest for an unknown option.
+    assert_problem(&r, 400, "InvalidRequest");
 }
 
 /// A full Smart Data Models WaterObserved, created under its own @context and read back

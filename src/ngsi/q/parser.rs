@@ -216,6 +216,9 @@ impl Parser<'_> {
         if end == 0 {
             return Err(self.error("expected a value"));
         }
+        if rest.starts_with(['<', '>', '=', '!', '~']) {
+            return Err(self.error("unknown operator"));
+        }
         let word = rest[..end].to_string();
         self.pos += end;
         Ok(match word.as_str() {
