@@ -23,10 +23,14 @@ mod attributes;
 mod batch;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/discovery.rs"]
+mod discovery;
 #[path = "integration/entities.rs"]
 mod entities;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/geo_queries.rs"]
+mod geo_queries;
 #[path = "integration/jsonld_contexts_api.rs"]
 mod jsonld_contexts_api;
 #[path = "integration/operational.rs"]
@@ -35,6 +39,8 @@ mod operational;
 mod persistence;
 #[path = "integration/query.rs"]
 mod query;
+#[path = "integration/query_language.rs"]
+mod query_language;
 #[path = "integration/representations.rs"]
 mod representations;
 #[path = "integration/tenancy.rs"]
