@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// The Smart Data Models environment context, as a JSON-LD `Link` header.
+const SDM_CONTEXT_LINK: &str = "<https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"";
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "metropolitan",
@@ -50,6 +53,11 @@ pub struct Options {
     #[arg(long, default_value_t = 60)]
     pub time_cap: u64,
 
+    /// Send the Smart Data Models @context in a `Link` header (the broker
+    /// bundles it) instead of letting bodies be read against the core context.
+    #[arg(long)]
+    pub sdm_context: bool,
+
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/metropolitan.json")]
     pub out: PathBuf,
@@ -76,6 +84,10 @@ impl Options {
     /// million scenario is what the user is after.
     pub fn wants_million(&self) -> bool {
         self.million || self.scale >= 1000
+    }
+
+    pub fn context_link(&self) -> Option<&'static str> {
+        self.sdm_context.then_some(SDM_CONTEXT_LINK)
     }
 
     pub fn time_cap(&self) -> Duration {

@@ -34,6 +34,7 @@ pub struct Settings {
     pub batches: usize,
     pub concurrency: usize,
     pub time_cap_s: u64,
+    pub sdm_context: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +92,7 @@ impl Report {
                 batches: options.batches,
                 concurrency: options.concurrency(),
                 time_cap_s: options.time_cap,
+                sdm_context: options.sdm_context,
             },
             rows,
         }
@@ -114,8 +116,14 @@ impl Report {
         let settings = &self.settings;
         let _ = writeln!(
             out,
-            "Scale x{}, seed {}, {} requests per scenario, {} batches of 1000, concurrency {}, time cap {} s.\n",
-            settings.scale, settings.seed, settings.requests, settings.batches, settings.concurrency, settings.time_cap_s
+            "Scale x{}, seed {}, {} requests per scenario, {} batches of 1000, concurrency {}, time cap {} s, {}.\n",
+            settings.scale,
+            settings.seed,
+            settings.requests,
+            settings.batches,
+            settings.concurrency,
+            settings.time_cap_s,
+            if settings.sdm_context { "Smart Data Models @context in a Link header" } else { "core @context" },
         );
         out.push_str(
             "| Figure | Value | p50 ms | p99 ms | max ms | Limit | Ratio | Target | Met |\n",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::future::LocalBoxFuture;
 
-use super::{serialize, Scenario};
+use super::{serialize, with_context_link, Scenario};
 use crate::bench_context::BenchContext;
 use crate::figures::{Figure, Target};
 use crate::workload::Workload;
@@ -53,15 +53,17 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         .collect();
     let url = format!("{}/entityOperations/upsert", bench.broker().await.api_url());
     let bodies = Arc::new(bodies);
+    let link = bench.options.context_link();
     let result = bench
         .load(
             bodies.len(),
             &[201, 204],
             Arc::new(move |client, index| {
-                client
+                let request = client
                     .post(&url)
                     .header("Content-Type", "application/json")
-                    .body(bodies[index].clone())
+                    .body(bodies[index].clone());
+                with_context_link(request, link)
             }),
         )
         .await;

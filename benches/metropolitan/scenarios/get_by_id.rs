@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures_util::future::LocalBoxFuture;
 
 use super::territory_loader::ensure_territory;
-use super::Scenario;
+use super::{with_context_link, Scenario};
 use crate::bench_context::BenchContext;
 use crate::figures::{Figure, Target};
 use crate::seeded_rng::SeededRng;
@@ -49,14 +49,16 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         })
         .collect();
     let urls = Arc::new(urls);
+    let link = bench.options.context_link();
     let result = bench
         .load(
             urls.len(),
             &[200],
             Arc::new(move |client, index| {
-                client
+                let request = client
                     .get(&urls[index])
-                    .header("Accept", "application/json")
+                    .header("Accept", "application/json");
+                with_context_link(request, link)
             }),
         )
         .await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 
 use super::batch_upsert::{upsert_batch, BATCH_SIZE};
-use super::{serialize, Scenario};
+use super::{serialize, with_context_link, Scenario};
 use crate::bench_context::{start_broker, BenchContext};
 use crate::figures::{Figure, Target, MB};
 use crate::load_driver::{drive, LoadPlan};
@@ -61,15 +61,17 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
     // Bodies are built when each batch is sent (outside its latency): all
     // of them at once would take a gigabyte in the bench process.
     let batch_workload = Arc::clone(&workload);
+    let link = bench.options.context_link();
     let fill = drive(
         &bench.client,
         plan,
         &[201, 204],
         Arc::new(move |client, index| {
-            client
+            let request = client
                 .post(&url)
                 .header("Content-Type", "application/json")
-                .body(serialize(&upsert_batch(&batch_workload, index as u64)))
+                .body(serialize(&upsert_batch(&batch_workload, index as u64)));
+            with_context_link(request, link)
         }),
     )
     .await;
@@ -109,7 +111,7 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         &bench.client,
         bench.plan(WARM_UP_READS),
         &[200],
-        Arc::new(move |client, index| client.get(&reads[index])),
+        Arc::new(move |client, index| with_context_link(client.get(&reads[index]), link)),
     )
     .await;
 

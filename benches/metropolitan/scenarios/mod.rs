@@ -11,6 +11,7 @@ mod startup;
 mod territory_loader;
 
 use futures_util::future::LocalBoxFuture;
+use reqwest::RequestBuilder;
 
 use crate::bench_context::BenchContext;
 use crate::figures::Figure;
@@ -76,6 +77,14 @@ pub fn select(options: &Options) -> Result<Vec<Box<dyn Scenario>>, String> {
         }
     }
     Ok(chosen)
+}
+
+/// Adds the `--sdm-context` Link header to a broker request, if asked for.
+pub fn with_context_link(request: RequestBuilder, link: Option<&'static str>) -> RequestBuilder {
+    match link {
+        Some(link) => request.header("Link", link),
+        None => request,
+    }
 }
 
 /// Request bodies serialized before a run, shared by the load workers.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::future::LocalBoxFuture;
 
 use super::territory_loader::ensure_territory;
-use super::{serialize, Scenario};
+use super::{serialize, with_context_link, Scenario};
 use crate::bench_context::BenchContext;
 use crate::figures::{Figure, Target};
 use crate::workload::KINDS;
@@ -58,16 +58,18 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         })
         .collect();
     let requests = Arc::new(requests);
+    let link = bench.options.context_link();
     let result = bench
         .load(
             requests.len(),
             &[204],
             Arc::new(move |client, index| {
                 let (url, body) = &requests[index];
-                client
+                let request = client
                     .patch(url)
                     .header("Content-Type", "application/json")
-                    .body(body.clone())
+                    .body(body.clone());
+                with_context_link(request, link)
             }),
         )
         .await;

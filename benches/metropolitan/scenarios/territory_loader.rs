@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::serialize;
+use super::{serialize, with_context_link};
 use crate::bench_context::BenchContext;
 
 const BATCH: u64 = 1000;
@@ -28,15 +28,17 @@ pub async fn ensure_territory(bench: &mut BenchContext) -> Result<u64, String> {
     let url = format!("{}/entityOperations/upsert", bench.broker().await.api_url());
     let batch_count = batches.len();
     let batches = Arc::new(batches);
+    let link = bench.options.context_link();
     let result = bench
         .load(
             batch_count,
             &[201, 204],
             Arc::new(move |client, index| {
-                client
+                let request = client
                     .post(&url)
                     .header("Content-Type", "application/json")
-                    .body(batches[index].clone())
+                    .body(batches[index].clone());
+                with_context_link(request, link)
             }),
         )
         .await;

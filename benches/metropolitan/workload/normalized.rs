@@ -1,8 +1,8 @@
 //! Smart Data Model entities in NGSI-LD normalized form.
 //!
 //! Bodies carry no `@context`: the load driver sends them as
-//! `application/json` against the core context, which every broker must
-//! accept (see the module docs of `workload` for the Link-header variant).
+//! `application/json`, read against the core context unless `--sdm-context`
+//! adds the Smart Data Models context in a `Link` header.
 
 use serde_json::{json, Map, Value};
 
