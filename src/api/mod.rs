@@ -10,6 +10,7 @@ pub mod jsonld_contexts;
 pub mod problem;
 pub mod response;
 pub mod source_identity;
+pub mod temporal;
 pub mod types_attributes;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(jsonld_contexts::routes)
                 .configure(source_identity::routes)
                 .configure(types_attributes::routes)
+                .configure(temporal::routes)
                 .default_service(web::to(unknown_route)),
         )
         .default_service(web::to(unknown_route));

@@ -277,7 +277,8 @@ fn new_attr(kind: &str, member: &str, value: Value) -> Attribute {
     a
 }
 
-fn parse_instance(
+/// Parses one instance (the temporal API sends many instances of one attribute).
+pub fn parse_instance(
     name: &str,
     raw: &Value,
     ctx: &ActiveContext,

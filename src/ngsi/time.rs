@@ -49,3 +49,22 @@ mod tests {
         assert!(parse_datetime("yesterday").is_err());
     }
 }
+
+/// Microseconds since the Unix epoch (how the temporal store keeps instants).
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// An instant from microseconds, written as briefly as it allows: whole seconds as
+/// `2020-08-01T12:03:00Z`, else with the fraction needed.
+pub fn from_micros(us: i64) -> String {
+    let t = DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_default();
+    let format = if us % 1_000_000 == 0 {
+        SecondsFormat::Secs
+    } else if us % 1_000 == 0 {
+        SecondsFormat::Millis
+    } else {
+        SecondsFormat::Micros
+    };
+    t.to_rfc3339_opts(format, true)
+}

@@ -10,8 +10,10 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::jsonld::ContextRecord;
+use crate::ngsi::attribute::Attribute;
 use crate::ngsi::operations::UpdateReport;
 use crate::ngsi::query::{EntityQuery, QueryPage};
+use crate::ngsi::temporal::{TemporalEntity, TemporalQuery, TemporalResult};
 use crate::ngsi::{Entity, Tenant};
 
 /// What a write decided to do with the entity it was given.
@@ -95,9 +97,65 @@ pub trait ContextRepository: Send + Sync {
     async fn contexts(&self) -> Result<Vec<ContextRecord>>;
 }
 
+/// Which entities a temporal request covers (types OR'ed), with names expanded.
+#[derive(Debug, Clone, Default)]
+pub struct TemporalSelection {
+    pub types: Option<Vec<String>>,
+    pub ids: Option<Vec<String>>,
+    pub id_pattern: Option<String>,
+    pub attrs: Option<Vec<String>>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+pub use sqlite::temporal::NewInstance;
+
+/// Attribute history. Writes through `EntityStore` record their own history; these
+/// are the temporal API's direct operations.
+#[async_trait]
+pub trait TemporalStore: Send + Sync {
+    /// Adds instances (and creates the temporal entity if needed); true if created.
+    async fn temporal_add(
+        &self,
+        tenant: &Tenant,
+        entity: TemporalEntity,
+        add: Vec<NewInstance>,
+    ) -> Result<bool>;
+    async fn temporal_query(
+        &self,
+        tenant: &Tenant,
+        sel: &TemporalSelection,
+        q: &TemporalQuery,
+    ) -> Result<Vec<TemporalResult>>;
+    async fn temporal_delete_entity(&self, tenant: &Tenant, id: &str) -> Result<bool>;
+    async fn temporal_delete_attribute(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        ds: Option<&str>,
+        all: bool,
+    ) -> Result<u64>;
+    async fn temporal_patch_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance: i64,
+        patch: Attribute,
+    ) -> Result<bool>;
+    async fn temporal_delete_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance: i64,
+    ) -> Result<bool>;
+}
+
 /// Everything a backend provides.
-pub trait Store: EntityStore + ContextRepository {}
-impl<T: EntityStore + ContextRepository> Store for T {}
+pub trait Store: EntityStore + ContextRepository + TemporalStore {}
+impl<T: EntityStore + ContextRepository + TemporalStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

@@ -6,6 +6,7 @@ mod entities;
 mod q_equivalence_tests;
 mod q_sql;
 mod schema;
+pub mod temporal;
 mod value_index;
 mod writer;
 
@@ -18,11 +19,17 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use super::{ContextRepository, Effect, EntityStore, Outcome, WriteOp, WriteResult};
+use super::{
+    ContextRepository, Effect, EntityStore, Outcome, TemporalSelection, TemporalStore, WriteOp,
+    WriteResult,
+};
 use crate::error::{NgsiError, Result};
 use crate::jsonld::{ContextKind, ContextRecord};
+use crate::ngsi::attribute::Attribute;
 use crate::ngsi::query::{EntityQuery, QueryPage};
+use crate::ngsi::temporal::{TemporalEntity, TemporalQuery, TemporalResult};
 use crate::ngsi::{time, Entity, Tenant};
+use temporal::NewInstance;
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -155,6 +162,7 @@ fn apply(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<W
             Effect::Put(entity, report) => {
                 entities::ensure_tenant(conn, tenant, now)?;
                 entities::save(conn, tenant, &entity, before.as_ref())?;
+                temporal::record_change(conn, tenant, before.as_ref(), Some(&entity))?;
                 let outcome = if before.is_some() {
                     Outcome::Updated
                 } else {
@@ -169,6 +177,7 @@ fn apply(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<W
             }
             Effect::Delete => {
                 entities::delete(conn, tenant, &op.entity_id)?;
+                temporal::record_change(conn, tenant, before.as_ref(), None)?;
                 Ok(WriteResult {
                     outcome: Outcome::Deleted,
                     report: Default::default(),
@@ -350,5 +359,148 @@ impl ContextRepository for Sqlite {
                     .collect())
             })
             .await
+    }
+}
+
+#[async_trait]
+impl TemporalStore for Sqlite {
+    async fn temporal_add(
+        &self,
+        tenant: &Tenant,
+        entity: TemporalEntity,
+        add: Vec<NewInstance>,
+    ) -> Result<bool> {
+        let tenant = tenant.clone();
+        self.0
+            .write_job(move |conn| {
+                writer::in_savepoint(conn, |conn| {
+                    entities::ensure_tenant(conn, &tenant, &time::now())?;
+                    let existing = temporal::load_entity(conn, &tenant, &entity.id)?;
+                    let merged = match &existing {
+                        Some(old) => {
+                            let mut types = old.types.clone();
+                            for t in &entity.types {
+                                if !types.contains(t) {
+                                    types.push(t.clone());
+                                }
+                            }
+                            TemporalEntity {
+                                types,
+                                created_at: old.created_at.clone(),
+                                ..entity.clone()
+                            }
+                        }
+                        None => entity.clone(),
+                    };
+                    temporal::upsert_entity(conn, &tenant, &merged)?;
+                    let now_us = time::parse(&time::now()).map(time::micros).unwrap_or(0);
+                    for i in &add {
+                        temporal::insert(conn, &tenant, &merged.id, i, now_us)?;
+                    }
+                    Ok(existing.is_none())
+                })
+            })
+            .await?
+    }
+
+    async fn temporal_query(
+        &self,
+        tenant: &Tenant,
+        sel: &TemporalSelection,
+        q: &TemporalQuery,
+    ) -> Result<Vec<TemporalResult>> {
+        let (tenant, sel, q) = (tenant.clone(), sel.clone(), q.clone());
+        self.0
+            .read(move |conn| {
+                let entities = temporal::select_entities(
+                    conn,
+                    &tenant,
+                    sel.types.as_deref(),
+                    sel.ids.as_deref(),
+                    sel.id_pattern.as_deref(),
+                    sel.limit,
+                    sel.offset,
+                )?;
+                let mut out = Vec::with_capacity(entities.len());
+                for entity in entities {
+                    let attrs = sel.attrs.as_deref();
+                    let (instances, aggregates) =
+                        if q.format == crate::ngsi::temporal::request::TemporalFormat::Aggregated {
+                            (
+                                Vec::new(),
+                                temporal::aggregates(conn, &tenant, &entity.id, attrs, &q)?,
+                            )
+                        } else {
+                            (
+                                temporal::instances(conn, &tenant, &entity.id, attrs, &q)?,
+                                Vec::new(),
+                            )
+                        };
+                    out.push(TemporalResult {
+                        entity,
+                        instances,
+                        aggregates,
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn temporal_delete_entity(&self, tenant: &Tenant, id: &str) -> Result<bool> {
+        let (tenant, id) = (tenant.clone(), id.to_string());
+        self.0
+            .write_job(move |conn| temporal::delete_entity(conn, &tenant, &id))
+            .await?
+    }
+
+    async fn temporal_delete_attribute(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        ds: Option<&str>,
+        all: bool,
+    ) -> Result<u64> {
+        let (tenant, id, attr, ds) = (
+            tenant.clone(),
+            id.to_string(),
+            attr.to_string(),
+            ds.map(str::to_string),
+        );
+        self.0
+            .write_job(move |conn| {
+                temporal::delete_attribute(conn, &tenant, &id, &attr, ds.as_deref(), all)
+            })
+            .await?
+    }
+
+    async fn temporal_patch_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance: i64,
+        patch: Attribute,
+    ) -> Result<bool> {
+        let (tenant, id, attr) = (tenant.clone(), id.to_string(), attr.to_string());
+        self.0
+            .write_job(move |conn| {
+                temporal::patch_instance(conn, &tenant, &id, &attr, instance, &patch)
+            })
+            .await?
+    }
+
+    async fn temporal_delete_instance(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        attr: &str,
+        instance: i64,
+    ) -> Result<bool> {
+        let (tenant, id, attr) = (tenant.clone(), id.to_string(), attr.to_string());
+        self.0
+            .write_job(move |conn| temporal::delete_instance(conn, &tenant, &id, &attr, instance))
+            .await?
     }
 }

@@ -5,6 +5,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_value_and_geo_indexes.sql")),
+    (3, include_str!("migrations/0003_temporal.sql")),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

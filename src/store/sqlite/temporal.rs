@@ -1,0 +1,630 @@
+//! Attribute history in SQLite: recorded inside each entity write, queried with the
+//! time filters and aggregates pushed into SQL.
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
+use serde_json::{json, Map, Value};
+
+use crate::error::{NgsiError, Result};
+use crate::ngsi::attribute::{self, Attribute};
+use crate::ngsi::temporal::{
+    AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
+};
+use crate::ngsi::{time, Entity, Tenant};
+
+fn db_err(e: rusqlite::Error) -> NgsiError {
+    NgsiError::internal(format!("sqlite: {e}"))
+}
+
+/// A new instance to store.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub attr: String,
+    pub dataset_id: Option<String>,
+    pub body: Attribute,
+    pub deleted: bool,
+}
+
+pub fn upsert_entity(conn: &Connection, tenant: &Tenant, e: &TemporalEntity) -> Result<bool> {
+    let existed = conn
+        .prepare_cached("SELECT 1 FROM temporal_entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), e.id], |_| Ok(()))
+                .optional()
+        })
+        .map_err(db_err)?
+        .is_some();
+    let types = serde_json::to_string(&e.types).map_err(NgsiError::internal)?;
+    let scope = e.scope.as_ref().map(|s| json!(s).to_string());
+    conn.prepare_cached(
+        "INSERT INTO temporal_entities (tenant, id, types, scope, created_at, modified_at, deleted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scope = excluded.scope,
+           modified_at = excluded.modified_at, deleted_at = excluded.deleted_at",
+    )
+    .and_then(|mut s| s.execute(params![tenant.as_str(), e.id, types, scope, e.created_at, e.modified_at, e.deleted_at]))
+    .map_err(db_err)?;
+    Ok(!existed)
+}
+
+fn series_id(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity_id: &str,
+    attr: &str,
+    ds: Option<&str>,
+) -> Result<i64> {
+    let ds = ds.unwrap_or("");
+    conn.prepare_cached(
+        "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant, entity_id, attr, dataset_id) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, attr, ds]))
+    .map_err(db_err)?;
+    conn.prepare_cached(
+        "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
+    )
+    .and_then(|mut s| s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0)))
+    .map_err(db_err)
+}
+
+fn micros_of(body: &Attribute, member: &str) -> Option<i64> {
+    body.get(member)
+        .and_then(Value::as_str)
+        .and_then(|s| time::parse(s).ok())
+        .map(time::micros)
+}
+
+pub fn insert(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity_id: &str,
+    inst: &NewInstance,
+    now_us: i64,
+) -> Result<()> {
+    let series = series_id(
+        conn,
+        tenant,
+        entity_id,
+        &inst.attr,
+        inst.dataset_id.as_deref(),
+    )?;
+    let mut body = inst.body.clone();
+    let created = micros_of(&body, "createdAt").unwrap_or(now_us);
+    let modified = micros_of(&body, "modifiedAt").unwrap_or(now_us);
+    for m in [
+        "createdAt",
+        "modifiedAt",
+        "datasetId",
+        "instanceId",
+        "deletedAt",
+    ] {
+        body.remove(m);
+    }
+    let observed = micros_of(&body, "observedAt");
+    // A bare numeric Property is stored as its number alone.
+    let compact = body.len() <= 3
+        && body.get("type").and_then(Value::as_str) == Some(attribute::PROPERTY)
+        && body.get("value").is_some_and(Value::is_number)
+        && body
+            .keys()
+            .all(|k| matches!(k.as_str(), "type" | "value" | "observedAt"))
+        && body
+            .get("observedAt")
+            .and_then(Value::as_str)
+            .zip(observed)
+            .is_none_or(|(s, us)| time::from_micros(us) == s);
+    let num = body.get("value").and_then(Value::as_f64);
+    let doc = if compact {
+        None
+    } else {
+        Some(Value::Object(body).to_string())
+    };
+    conn.prepare_cached(
+        "INSERT INTO attr_instances (series, observed_us, created_us, modified_us, deleted_us, num, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![series, observed, created, modified, inst.deleted.then_some(now_us), num, doc])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Records what an entity write changed: every instance that is new or was rewritten
+/// (its modifiedAt moved), and a deletion for every instance that went away.
+pub fn record_change(
+    conn: &Connection,
+    tenant: &Tenant,
+    before: Option<&Entity>,
+    after: Option<&Entity>,
+) -> Result<()> {
+    let now = time::now();
+    let now_us = time::parse(&now).map(time::micros).unwrap_or(0);
+    if let Some(a) = after {
+        let te = TemporalEntity {
+            id: a.id.clone(),
+            types: a.types.clone(),
+            scope: a.scope.clone(),
+            created_at: a.created_at.clone(),
+            modified_at: a.modified_at.clone(),
+            deleted_at: None,
+        };
+        upsert_entity(conn, tenant, &te)?;
+        for (name, instances) in &a.attrs {
+            for inst in instances {
+                let ds = inst.get("datasetId").and_then(Value::as_str);
+                let previous = before.and_then(|b| b.attrs.get(name)).and_then(|v| {
+                    v.iter()
+                        .find(|p| p.get("datasetId").and_then(Value::as_str) == ds)
+                });
+                if previous.is_some_and(|p| p.get("modifiedAt") == inst.get("modifiedAt")) {
+                    continue;
+                }
+                let new = NewInstance {
+                    attr: name.clone(),
+                    dataset_id: ds.map(str::to_string),
+                    body: inst.clone(),
+                    deleted: false,
+                };
+                insert(conn, tenant, &a.id, &new, now_us)?;
+            }
+        }
+    }
+    if let Some(b) = before {
+        for (name, instances) in &b.attrs {
+            for inst in instances {
+                let ds = inst.get("datasetId").and_then(Value::as_str);
+                let still = after.and_then(|a| a.attrs.get(name)).is_some_and(|v| {
+                    v.iter()
+                        .any(|p| p.get("datasetId").and_then(Value::as_str) == ds)
+                });
+                if still {
+                    continue;
+                }
+                let kind = inst
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or(attribute::PROPERTY);
+                let mut body = Map::new();
+                body.insert("type".into(), json!(kind));
+                body.insert(
+                    attribute::value_member(kind).into(),
+                    json!(attribute::NULL_URI),
+                );
+                let gone = NewInstance {
+                    attr: name.clone(),
+                    dataset_id: ds.map(str::to_string),
+                    body,
+                    deleted: true,
+                };
+                insert(conn, tenant, &b.id, &gone, now_us)?;
+            }
+        }
+        if after.is_none() {
+            conn.prepare_cached("UPDATE temporal_entities SET deleted_at = ?3, modified_at = ?3 WHERE tenant = ?1 AND id = ?2")
+                .and_then(|mut s| s.execute(params![tenant.as_str(), b.id, now]))
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn load_entity(conn: &Connection, tenant: &Tenant, id: &str) -> Result<Option<TemporalEntity>> {
+    conn.prepare_cached(
+        "SELECT id, types, scope, created_at, modified_at, deleted_at FROM temporal_entities WHERE tenant = ?1 AND id = ?2",
+    )
+    .and_then(|mut s| s.query_row(params![tenant.as_str(), id], row_entity).optional())
+    .map_err(db_err)
+}
+
+fn row_entity(r: &rusqlite::Row) -> rusqlite::Result<TemporalEntity> {
+    let types: String = r.get(1)?;
+    let scope: Option<String> = r.get(2)?;
+    Ok(TemporalEntity {
+        id: r.get(0)?,
+        types: serde_json::from_str(&types).unwrap_or_default(),
+        scope: scope.and_then(|s| serde_json::from_str(&s).ok()),
+        created_at: r.get(3)?,
+        modified_at: r.get(4)?,
+        deleted_at: r.get(5)?,
+    })
+}
+
+/// Entities of the temporal store matching a selection (types OR'ed, ids, pattern).
+pub fn select_entities(
+    conn: &Connection,
+    tenant: &Tenant,
+    types: Option<&[String]>,
+    ids: Option<&[String]>,
+    id_pattern: Option<&str>,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<TemporalEntity>> {
+    let mut sql = String::from(
+        "SELECT t.id, t.types, t.scope, t.created_at, t.modified_at, t.deleted_at FROM temporal_entities t WHERE t.tenant = ?",
+    );
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(tenant.as_str().to_string())];
+    if let Some(types) = types {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(t.types) j WHERE j.value IN (");
+        sql.push_str(&vec!["?"; types.len()].join(", "));
+        sql.push_str("))");
+        args.extend(types.iter().map(|t| Box::new(t.clone()) as Box<dyn ToSql>));
+    }
+    if let Some(ids) = ids {
+        sql.push_str(" AND t.id IN (");
+        sql.push_str(&vec!["?"; ids.len()].join(", "));
+        sql.push(')');
+        args.extend(ids.iter().map(|t| Box::new(t.clone()) as Box<dyn ToSql>));
+    }
+    if let Some(p) = id_pattern {
+        sql.push_str(" AND regexp(?, t.id)");
+        args.push(Box::new(p.to_string()));
+    }
+    sql.push_str(" ORDER BY t.rowid LIMIT ? OFFSET ?");
+    args.push(Box::new(limit as i64));
+    args.push(Box::new(offset as i64));
+    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+    let rows = stmt
+        .query_map(
+            params_from_iter(args.iter().map(|a| a.as_ref())),
+            row_entity,
+        )
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    Ok(rows)
+}
+
+struct Series {
+    id: i64,
+    attr: String,
+    dataset_id: Option<String>,
+}
+
+fn series_of(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity_id: &str,
+    attrs: Option<&[String]>,
+) -> Result<Vec<Series>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT series, attr, dataset_id FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 ORDER BY series")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![tenant.as_str(), entity_id], |r| {
+            let ds: String = r.get(2)?;
+            Ok(Series {
+                id: r.get(0)?,
+                attr: r.get(1)?,
+                dataset_id: (!ds.is_empty()).then_some(ds),
+            })
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .filter(|s| attrs.is_none_or(|a| a.contains(&s.attr)))
+        .collect())
+}
+
+fn time_column(p: TimeProperty) -> &'static str {
+    match p {
+        TimeProperty::ObservedAt => "observed_us",
+        TimeProperty::CreatedAt => "created_us",
+        TimeProperty::ModifiedAt => "modified_us",
+        TimeProperty::DeletedAt => "deleted_us",
+    }
+}
+
+/// The time filter as SQL on the chosen time column.
+fn time_filter(q: &TemporalQuery, args: &mut Vec<Box<dyn ToSql>>) -> String {
+    let col = time_column(q.timeproperty);
+    let mut sql = format!(" AND {col} IS NOT NULL");
+    match q.timerel {
+        Some(TimeRel::Before(t)) => {
+            sql.push_str(&format!(" AND {col} < ?"));
+            args.push(Box::new(t));
+        }
+        Some(TimeRel::After(t)) => {
+            sql.push_str(&format!(" AND {col} >= ?"));
+            args.push(Box::new(t));
+        }
+        Some(TimeRel::Between(a, b)) => {
+            sql.push_str(&format!(" AND {col} >= ? AND {col} < ?"));
+            args.push(Box::new(a));
+            args.push(Box::new(b));
+        }
+        None => {}
+    }
+    sql
+}
+
+/// The instances of one entity, oldest first (the last N when asked).
+pub fn instances(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity_id: &str,
+    attrs: Option<&[String]>,
+    q: &TemporalQuery,
+) -> Result<Vec<Instance>> {
+    let mut out = Vec::new();
+    let col = time_column(q.timeproperty);
+    for s in series_of(conn, tenant, entity_id, attrs)? {
+        let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(s.id)];
+        let filter = if q.timeproperty == TimeProperty::ObservedAt && q.timerel.is_none() {
+            // Instances without observedAt still belong to an unfiltered history.
+            String::new()
+        } else {
+            time_filter(q, &mut args)
+        };
+        let order = if q.last_n.is_some() { "DESC" } else { "ASC" };
+        let mut sql = format!(
+            "SELECT instance, observed_us, created_us, modified_us, deleted_us, num, doc FROM attr_instances
+             WHERE series = ?{filter} ORDER BY {col} {order}, instance {order}"
+        );
+        if let Some(n) = q.last_n {
+            sql.push_str(" LIMIT ?");
+            args.push(Box::new(n as i64));
+        }
+        let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut rows = stmt
+            .query_map(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<f64>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err)?;
+        if q.last_n.is_some() {
+            rows.reverse();
+        }
+        for (instance, observed, created, modified, deleted, num, doc) in rows {
+            let body = match doc {
+                Some(d) => {
+                    serde_json::from_str::<Map<String, Value>>(&d).map_err(NgsiError::internal)?
+                }
+                None => {
+                    let mut b = Map::new();
+                    b.insert("type".into(), json!(attribute::PROPERTY));
+                    b.insert("value".into(), number(num.unwrap_or(0.0)));
+                    if let Some(o) = observed {
+                        b.insert("observedAt".into(), json!(time::from_micros(o)));
+                    }
+                    b
+                }
+            };
+            out.push(Instance {
+                instance_id: instance,
+                attr: s.attr.clone(),
+                dataset_id: s.dataset_id.clone(),
+                body,
+                observed_at: observed,
+                created_at: created,
+                modified_at: modified,
+                deleted_at: deleted,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Integers read back as integers (a REAL column would make 120 into 120.0).
+fn number(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9e15 {
+        json!(n as i64)
+    } else {
+        json!(n)
+    }
+}
+
+/// Aggregates per series and time bucket, computed by SQLite.
+pub fn aggregates(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity_id: &str,
+    attrs: Option<&[String]>,
+    q: &TemporalQuery,
+) -> Result<Vec<AttributeAggregates>> {
+    let col = time_column(q.timeproperty);
+    let mut out = Vec::new();
+    for s in series_of(conn, tenant, entity_id, attrs)? {
+        let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(s.id)];
+        let filter = time_filter(q, &mut args);
+        // The first bucket starts at timeAt when given, else at the first instance.
+        let origin: Option<i64> = match q.timerel {
+            Some(TimeRel::After(t)) | Some(TimeRel::Between(t, _)) => Some(t),
+            _ => {
+                let mut a2: Vec<Box<dyn ToSql>> = vec![Box::new(s.id)];
+                let f2 = time_filter(q, &mut a2);
+                conn.prepare_cached(&format!(
+                    "SELECT MIN({col}) FROM attr_instances WHERE series = ?{f2}"
+                ))
+                .and_then(|mut st| {
+                    st.query_row(params_from_iter(a2.iter().map(|a| a.as_ref())), |r| {
+                        r.get(0)
+                    })
+                })
+                .map_err(db_err)?
+            }
+        };
+        let Some(origin) = origin else { continue };
+        let period = q.period;
+        let bucket_sql = match period {
+            Some(p) if p.months > 0 => format!(
+                "((CAST(strftime('%Y', {col} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {col} / 1000000, 'unixepoch') AS INTEGER))
+                  - (CAST(strftime('%Y', {origin} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {origin} / 1000000, 'unixepoch') AS INTEGER))) / {}",
+                p.months
+            ),
+            Some(p) => format!("({col} - {origin}) / {}", p.micros.max(1)),
+            None => "0".into(),
+        };
+        let sql = format!(
+            "SELECT {bucket_sql} AS bucket, COUNT(*), COUNT(DISTINCT COALESCE(num, doc)), SUM(num), AVG(num), MIN(num),
+                    MAX(num), SUM(num * num), COUNT(num), MAX({col})
+             FROM attr_instances WHERE series = ? AND deleted_us IS NULL{filter} GROUP BY bucket ORDER BY bucket"
+        );
+        // `series = ?` is the first placeholder of the WHERE clause; bucket_sql has none.
+        let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
+                    r.get::<_, Option<f64>>(5)?,
+                    r.get::<_, Option<f64>>(6)?,
+                    r.get::<_, Option<f64>>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                ))
+            })
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err)?;
+        let mut series: Vec<(AggrMethod, Vec<(Value, i64, i64)>)> =
+            q.methods.iter().map(|m| (*m, Vec::new())).collect();
+        for (bucket, total, distinct, sum, avg, min, max, sumsq, nums, last) in rows {
+            let (start, end) = match period {
+                Some(p) => {
+                    let mut start = origin;
+                    for _ in 0..bucket {
+                        start = p.add_to(start);
+                    }
+                    (start, p.add_to(start))
+                }
+                None => (origin, last.unwrap_or(origin)),
+            };
+            let stddev = match (sum, sumsq) {
+                (Some(s), Some(sq)) if nums > 0 => {
+                    let n = nums as f64;
+                    Some(((sq / n) - (s / n).powi(2)).max(0.0).sqrt())
+                }
+                _ => None,
+            };
+            for (method, values) in series.iter_mut() {
+                let v = match method {
+                    AggrMethod::TotalCount => Some(json!(total)),
+                    AggrMethod::DistinctCount => Some(json!(distinct)),
+                    AggrMethod::Sum => sum.map(number),
+                    AggrMethod::Avg => avg.map(|a| json!(a)),
+                    AggrMethod::Min => min.map(number),
+                    AggrMethod::Max => max.map(number),
+                    AggrMethod::Stddev => stddev.map(|s| json!(s)),
+                    AggrMethod::Sumsq => sumsq.map(number),
+                };
+                if let Some(v) = v {
+                    values.push((v, start, end));
+                }
+            }
+        }
+        out.push(AttributeAggregates {
+            attr: s.attr,
+            dataset_id: s.dataset_id,
+            kind: attribute::PROPERTY.into(),
+            series,
+        });
+    }
+    Ok(out)
+}
+
+pub fn delete_entity(conn: &Connection, tenant: &Tenant, id: &str) -> Result<bool> {
+    conn.prepare_cached(
+        "DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2)",
+    )
+    .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
+    .map_err(db_err)?;
+    conn.prepare_cached("DELETE FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2")
+        .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
+        .map_err(db_err)?;
+    let n = conn
+        .prepare_cached("DELETE FROM temporal_entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
+        .map_err(db_err)?;
+    Ok(n > 0)
+}
+
+pub fn delete_attribute(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    ds: Option<&str>,
+    all: bool,
+) -> Result<u64> {
+    let (sql, n) = if all {
+        ("DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3)", 3)
+    } else {
+        ("DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4)", 4)
+    };
+    let ds = ds.unwrap_or("").to_string();
+    let deleted = if n == 3 {
+        conn.execute(sql, params![tenant.as_str(), id, attr])
+    } else {
+        conn.execute(sql, params![tenant.as_str(), id, attr, ds])
+    }
+    .map_err(db_err)?;
+    Ok(deleted as u64)
+}
+
+/// Replaces (merges into) one stored instance, keeping its identity.
+pub fn patch_instance(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    instance: i64,
+    patch: &Attribute,
+) -> Result<bool> {
+    let q = TemporalQuery::default();
+    let Some(current) = instances(conn, tenant, id, Some(&[attr.to_string()]), &q)?
+        .into_iter()
+        .find(|i| i.instance_id == instance)
+    else {
+        return Ok(false);
+    };
+    let mut body = current.body.clone();
+    for (k, v) in patch {
+        if !matches!(
+            k.as_str(),
+            "createdAt" | "modifiedAt" | "datasetId" | "instanceId"
+        ) {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+    let observed = micros_of(&body, "observedAt");
+    let num = body.get("value").and_then(Value::as_f64);
+    let now = time::parse(&time::now()).map(time::micros).unwrap_or(0);
+    conn.execute(
+        "UPDATE attr_instances SET doc = ?2, num = ?3, observed_us = ?4, modified_us = ?5 WHERE instance = ?1",
+        params![instance, Value::Object(body).to_string(), num, observed, now],
+    )
+    .map_err(db_err)?;
+    Ok(true)
+}
+
+pub fn delete_instance(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    attr: &str,
+    instance: i64,
+) -> Result<bool> {
+    let n = conn
+        .execute(
+            "DELETE FROM attr_instances WHERE instance = ?4 AND series IN
+               (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3)",
+            params![tenant.as_str(), id, attr, instance],
+        )
+        .map_err(db_err)?;
+    Ok(n > 0)
+}
