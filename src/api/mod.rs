@@ -120,24 +120,18 @@ where
     use actix_web::http::{header, Method};
     let tenant = req.headers().get("NGSILD-Tenant").cloned();
     let has_body_method = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
-    let lengthless = has_body_method
-        && !req.headers().contains_key(header::CONTENT_LENGTH)
-        && !req.headers().contains_key(header::TRANSFER_ENCODING);
-    let fut = if lengthless {
-        None
+    // Clause 6.3.4: a body without Content-Length (chunked included) gets a bare 411.
+    let lengthless = has_body_method && !req.headers().contains_key(header::CONTENT_LENGTH);
+    let (early, fut) = if lengthless {
+        let bare = req.into_response(actix_web::HttpResponse::LengthRequired().finish());
+        (Some(bare.map_into_right_body()), None)
     } else {
-        Some(srv.call(req))
+        (None, Some(srv.call(req)))
     };
     async move {
         let mut res = match fut {
             Some(fut) => fut.await?.map_into_left_body(),
-            None => {
-                return Err(NgsiError::new(
-                    ErrorKind::LengthRequired,
-                    "the request has a body method but no Content-Length",
-                )
-                .into());
-            }
+            None => return early.ok_or_else(|| NgsiError::internal("no response").into()),
         };
         if let Some(t) = tenant {
             res.headers_mut()

@@ -235,10 +235,14 @@ impl ContextDocuments {
                 return Err(unavailable(format!("larger than {} bytes", self.max_bytes)));
             }
         }
+        // Retrieved but unusable is the client's bad data, not an unavailable context.
+        let invalid = |why: String| {
+            NgsiError::bad_data(format!("@context {url} is not a valid JSON-LD context: {why}"))
+        };
         let doc: Value =
-            serde_json::from_slice(&body).map_err(|e| unavailable(format!("not JSON: {e}")))?;
+            serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON: {e}")))?;
         if !doc.is_object() || doc.get("@context").is_none() {
-            return Err(unavailable("the document has no @context member".into()));
+            return Err(invalid("the document has no @context member".into()));
         }
         Ok(doc)
     }
