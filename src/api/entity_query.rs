@@ -293,7 +293,9 @@ async fn run_query(
     }
     ensure_tenant(state, &tenant).await?;
     let page = state.store.query(&tenant, &q).await?;
-    let body = if media == MediaType::GeoJson {
+        let body = if let Some((join, level)) = super::join::Join::from_params(&params)? {
+        Value::Array(super::join::render(state, &tenant, &page.items, &ctx, &opts, media, join, level).await?)
+    } else if media == MediaType::GeoJson {
         let geo = params
             .get("geometryProperty")
             .map_or("location", String::as_str);

@@ -5,6 +5,7 @@ pub mod entities;
 pub mod entity_operations;
 pub mod entity_query;
 pub mod extract;
+pub mod join;
 pub mod health;
 pub mod jsonld_contexts;
 pub mod problem;
