@@ -309,13 +309,16 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
     }
     let body = if let Some((join, level)) = super::join::Join::from_params(&params)? {
         let roots = std::slice::from_ref(&entity);
-        let mut items = super::join::render(&state, &tenant, roots, &ctx, &opts, media, join, level).await?;
+        let mut items =
+            super::join::render(&state, &tenant, roots, &ctx, &opts, media, join, level).await?;
         match join {
             super::join::Join::Flat => Value::Array(items),
             super::join::Join::Inline => items.pop().unwrap_or(Value::Null),
         }
     } else if media == MediaType::GeoJson {
-        let geo = params.get("geometryProperty").map_or("location", String::as_str);
+        let geo = params
+            .get("geometryProperty")
+            .map_or("location", String::as_str);
         response::geojson_feature(&entity, &ctx, &opts, geo)
     } else {
         response::entity(&entity, &ctx, &opts, media)

@@ -293,8 +293,11 @@ async fn run_query(
     }
     ensure_tenant(state, &tenant).await?;
     let page = state.store.query(&tenant, &q).await?;
-        let body = if let Some((join, level)) = super::join::Join::from_params(&params)? {
-        Value::Array(super::join::render(state, &tenant, &page.items, &ctx, &opts, media, join, level).await?)
+    let body = if let Some((join, level)) = super::join::Join::from_params(&params)? {
+        Value::Array(
+            super::join::render(state, &tenant, &page.items, &ctx, &opts, media, join, level)
+                .await?,
+        )
     } else if media == MediaType::GeoJson {
         let geo = params
             .get("geometryProperty")

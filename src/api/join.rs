@@ -26,13 +26,21 @@ impl Join {
             Some("inline") => Join::Inline,
             Some("flat") => Join::Flat,
             Some("@none") => return Ok(None),
-            Some(other) => return Err(NgsiError::bad_data(format!("join must be inline, flat or @none, not '{other}'"))),
+            Some(other) => {
+                return Err(NgsiError::bad_data(format!(
+                    "join must be inline, flat or @none, not '{other}'"
+                )))
+            }
         };
         let level = match params.get("joinLevel") {
             None => 1,
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if n >= 1 => n,
-                _ => return Err(NgsiError::bad_data(format!("joinLevel must be a positive integer, not '{l}'"))),
+                _ => {
+                    return Err(NgsiError::bad_data(format!(
+                        "joinLevel must be a positive integer, not '{l}'"
+                    )))
+                }
             },
         };
         Ok(Some((join, level.min(8))))
@@ -49,7 +57,11 @@ fn targets(e: &Entity) -> Vec<(String, Vec<String>)> {
                 .filter(|i| i.get("type").and_then(Value::as_str) == Some(attribute::RELATIONSHIP))
                 .flat_map(|i| match i.get("object") {
                     Some(Value::String(s)) => vec![s.clone()],
-                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect(),
                     _ => Vec::new(),
                 })
                 .collect();
@@ -91,8 +103,14 @@ impl Linker<'_> {
                     linked.push(Box::pin(self.inline(&t, level - 1)).await?);
                 }
             }
-            let Some(first) = linked.first().cloned() else { continue };
-            let embedded = if linked.len() == 1 { first } else { Value::Array(linked) };
+            let Some(first) = linked.first().cloned() else {
+                continue;
+            };
+            let embedded = if linked.len() == 1 {
+                first
+            } else {
+                Value::Array(linked)
+            };
             match (self.opts.format, out.get_mut(&key)) {
                 (Format::KeyValues, Some(slot)) => *slot = embedded,
                 (_, Some(Value::Object(attr))) => {
@@ -141,7 +159,13 @@ pub async fn render(
     join: Join,
     level: usize,
 ) -> Result<Vec<Value>> {
-    let mut linker = Linker { state, tenant, ctx, opts, cache: HashMap::new() };
+    let mut linker = Linker {
+        state,
+        tenant,
+        ctx,
+        opts,
+        cache: HashMap::new(),
+    };
     let with_ctx = |v: Value| match v {
         Value::Object(o) => response::with_context(o, media, ctx),
         other => other,

@@ -237,7 +237,9 @@ impl ContextDocuments {
         }
         // Retrieved but unusable is the client's bad data, not an unavailable context.
         let invalid = |why: String| {
-            NgsiError::bad_data(format!("@context {url} is not a valid JSON-LD context: {why}"))
+            NgsiError::bad_data(format!(
+                "@context {url} is not a valid JSON-LD context: {why}"
+            ))
         };
         let doc: Value =
             serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON: {e}")))?;

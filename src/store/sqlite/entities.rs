@@ -28,6 +28,22 @@ pub fn load(conn: &Connection, tenant: &Tenant, id: &str, now: &str) -> Result<O
     doc.as_deref().map(decode).transpose()
 }
 
+/// The id of an expanded name, created on first use.
+pub fn name_id(conn: &Connection, name: &str) -> Result<i64> {
+    conn.prepare_cached("INSERT INTO names (name) VALUES (?1) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
+        .map_err(db_err)
+}
+
+fn rowid(conn: &Connection, tenant: &Tenant, id: &str) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT rowid FROM entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), id], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db_err)
+}
+
 pub fn save(
     conn: &Connection,
     tenant: &Tenant,
@@ -35,67 +51,49 @@ pub fn save(
     before: Option<&Entity>,
 ) -> Result<()> {
     let doc = serde_json::to_string(entity).map_err(NgsiError::internal)?;
-    conn.prepare_cached(
-        "INSERT INTO entities (tenant, id, doc, created_at, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at,
-           modified_at = excluded.modified_at, expires_at = excluded.expires_at",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            tenant.as_str(),
-            entity.id,
-            doc,
-            entity.created_at,
-            entity.modified_at,
-            entity.expires_at
-        ])
-    })
-    .map_err(db_err)?;
-    let types_changed = before.is_none_or(|b| b.types != entity.types);
-    if types_changed {
-        conn.prepare_cached("DELETE FROM entity_types WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut s| s.execute(params![tenant.as_str(), entity.id]))
-            .map_err(db_err)?;
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO entity_types (tenant, type, id) VALUES (?1, ?2, ?3)",
+    let row: i64 = conn
+        .prepare_cached(
+            "INSERT INTO entities (tenant, id, doc, created_at, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at,
+               modified_at = excluded.modified_at, expires_at = excluded.expires_at
+             RETURNING rowid",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![tenant.as_str(), entity.id, doc, entity.created_at, entity.modified_at, entity.expires_at],
+                |r| r.get(0),
             )
-            .map_err(db_err)?;
+        })
+        .map_err(db_err)?;
+    if before.is_none_or(|b| b.types != entity.types) {
+        if before.is_some() {
+            conn.prepare_cached("DELETE FROM entity_types WHERE entity = ?1")
+                .and_then(|mut s| s.execute([row]))
+                .map_err(db_err)?;
+        }
         for t in &entity.types {
-            insert
-                .execute(params![tenant.as_str(), t, entity.id])
-                .map_err(db_err)?;
-        }
-    }
-    super::value_index::update(conn, tenant, before, entity)?;
-    let attrs_changed = before.is_none_or(|b| !b.attrs.keys().eq(entity.attrs.keys()));
-    if attrs_changed {
-        conn.prepare_cached("DELETE FROM entity_attrs WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut s| s.execute(params![tenant.as_str(), entity.id]))
-            .map_err(db_err)?;
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO entity_attrs (tenant, attr, id) VALUES (?1, ?2, ?3)",
+            let type_id = name_id(conn, t)?;
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO entity_types (type, entity) VALUES (?1, ?2)",
             )
+            .and_then(|mut s| s.execute(params![type_id, row]))
             .map_err(db_err)?;
-        for a in entity.attrs.keys() {
-            insert
-                .execute(params![tenant.as_str(), a, entity.id])
-                .map_err(db_err)?;
         }
     }
-    Ok(())
+    super::value_index::update(conn, row, before, entity)
 }
 
 pub fn delete(conn: &Connection, tenant: &Tenant, id: &str) -> Result<()> {
-    super::value_index::delete_entity(conn, tenant, id)?;
+    let Some(row) = rowid(conn, tenant, id)? else {
+        return Ok(());
+    };
+    super::value_index::delete_entity(conn, row)?;
     for sql in [
-        "DELETE FROM entities WHERE tenant = ?1 AND id = ?2",
-        "DELETE FROM entity_types WHERE tenant = ?1 AND id = ?2",
-        "DELETE FROM entity_attrs WHERE tenant = ?1 AND id = ?2",
+        "DELETE FROM entity_types WHERE entity = ?1",
+        "DELETE FROM entities WHERE rowid = ?1",
     ] {
         conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
+            .and_then(|mut s| s.execute([row]))
             .map_err(db_err)?;
     }
     Ok(())
@@ -133,7 +131,7 @@ fn selection(
         };
     if let Some(types) = &query.types {
         sql.push_str(" AND ");
-        type_sql(types, tenant, &mut sql, &mut args);
+        type_sql(types, &mut sql, &mut args);
     }
     if let Some(ids) = &query.ids {
         in_list(&mut sql, &mut args, " AND e.id IN ", ids);
@@ -143,18 +141,17 @@ fn selection(
         args.push(Box::new(pattern.clone()));
     }
     if let Some(attrs) = &query.attrs {
-        args.push(Box::new(tenant.as_str().to_string()));
         in_list(
             &mut sql,
             &mut args,
-            " AND e.id IN (SELECT id FROM entity_attrs WHERE tenant = ? AND attr IN ",
+            " AND e.rowid IN (SELECT entity FROM attr_values WHERE attr IN (SELECT id FROM names WHERE name IN ",
             attrs,
         );
-        sql.push(')');
+        sql.push_str("))");
     }
     let mut exact = query.only_q_filter();
     if let Some(q) = &query.q {
-        let t = super::q_sql::translate(q, tenant);
+        let t = super::q_sql::translate(q);
         sql.push_str(" AND ");
         sql.push_str(&t.sql);
         args.extend(t.args);
@@ -167,10 +164,10 @@ fn selection(
     {
         let ([min_x, max_x, min_y, max_y], attr) = b;
         sql.push_str(
-            " AND e.id IN (SELECT r.id FROM geo_rows r JOIN geo_index g ON g.rid = r.rid
-               WHERE r.tenant = ? AND r.attr = ? AND g.max_x >= ? AND g.min_x <= ? AND g.max_y >= ? AND g.min_y <= ?)",
+            " AND e.rowid IN (SELECT r.entity FROM geo_index g JOIN geo_rows r ON r.rid = g.rid
+               WHERE r.attr = (SELECT id FROM names WHERE name = ?)
+                 AND g.max_x >= ? AND g.min_x <= ? AND g.max_y >= ? AND g.min_y <= ?)",
         );
-        args.push(Box::new(tenant.as_str().to_string()));
         args.push(Box::new(attr));
         args.extend([min_x, max_x, min_y, max_y].map(|v| Box::new(v) as Box<dyn ToSql>));
     }
@@ -178,11 +175,10 @@ fn selection(
 }
 
 /// A type selector as SQL over the type index: each type is an indexed membership test.
-fn type_sql(expr: &TypeExpr, tenant: &Tenant, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
+fn type_sql(expr: &TypeExpr, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
     match expr {
         TypeExpr::Type(t) => {
-            sql.push_str("e.id IN (SELECT id FROM entity_types WHERE tenant = ? AND type = ?)");
-            args.push(Box::new(tenant.as_str().to_string()));
+            sql.push_str("e.rowid IN (SELECT entity FROM entity_types WHERE type = (SELECT id FROM names WHERE name = ?))");
             args.push(Box::new(t.clone()));
         }
         TypeExpr::And(items) | TypeExpr::Or(items) => {
@@ -196,7 +192,7 @@ fn type_sql(expr: &TypeExpr, tenant: &Tenant, sql: &mut String, args: &mut Vec<B
                 if i > 0 {
                     sql.push_str(joiner);
                 }
-                type_sql(item, tenant, sql, args);
+                type_sql(item, sql, args);
             }
             sql.push(')');
         }
@@ -312,8 +308,8 @@ pub fn type_stats(conn: &Connection, tenant: &Tenant, now: &str) -> Result<Vec<T
     let mut stats: Vec<TypeStats> = Vec::new();
     let mut counts = conn
         .prepare_cached(
-            "SELECT t.type, COUNT(*) FROM entity_types t JOIN entities e ON e.tenant = t.tenant AND e.id = t.id
-             WHERE t.tenant = ?1 AND (e.expires_at IS NULL OR e.expires_at > ?2) GROUP BY t.type ORDER BY t.type",
+            "SELECT n.name, COUNT(*) FROM entity_types t JOIN entities e ON e.rowid = t.entity JOIN names n ON n.id = t.type
+             WHERE e.tenant = ?1 AND (e.expires_at IS NULL OR e.expires_at > ?2) GROUP BY n.name ORDER BY n.name",
         )
         .map_err(db_err)?;
     let rows = counts
@@ -331,11 +327,11 @@ pub fn type_stats(conn: &Connection, tenant: &Tenant, now: &str) -> Result<Vec<T
     }
     let mut attrs = conn
         .prepare_cached(
-            "SELECT t.type, a.key, json_extract(i.value, '$.type') AS kind, COUNT(DISTINCT e.id)
-             FROM entity_types t JOIN entities e ON e.tenant = t.tenant AND e.id = t.id,
+            "SELECT n.name, a.key, json_extract(i.value, '$.type') AS kind, COUNT(DISTINCT e.id)
+             FROM entity_types t JOIN entities e ON e.rowid = t.entity JOIN names n ON n.id = t.type,
                   json_each(e.doc, '$.attrs') a, json_each(a.value) i
-             WHERE t.tenant = ?1 AND (e.expires_at IS NULL OR e.expires_at > ?2)
-             GROUP BY t.type, a.key, kind ORDER BY t.type, a.key, kind",
+             WHERE e.tenant = ?1 AND (e.expires_at IS NULL OR e.expires_at > ?2)
+             GROUP BY n.name, a.key, kind ORDER BY n.name, a.key, kind",
         )
         .map_err(db_err)?;
     let rows = attrs

@@ -8,7 +8,7 @@
 use rusqlite::ToSql;
 
 use crate::ngsi::q::{Expr, Literal, Op, Operand, Term};
-use crate::ngsi::{time, Tenant};
+use crate::ngsi::time;
 
 pub struct Translation {
     pub sql: String,
@@ -17,16 +17,16 @@ pub struct Translation {
     pub exact: bool,
 }
 
-pub fn translate(expr: &Expr, tenant: &Tenant) -> Translation {
+pub fn translate(expr: &Expr) -> Translation {
     match expr {
-        Expr::Term(t) => term(t, tenant),
+        Expr::Term(t) => term(t),
         Expr::And(items) | Expr::Or(items) => {
             let joiner = if matches!(expr, Expr::And(_)) {
                 " AND "
             } else {
                 " OR "
             };
-            let parts: Vec<Translation> = items.iter().map(|i| translate(i, tenant)).collect();
+            let parts: Vec<Translation> = items.iter().map(translate).collect();
             let exact = parts.iter().all(|p| p.exact);
             let mut sql = String::from("(");
             let mut args = Vec::new();
@@ -43,13 +43,11 @@ pub fn translate(expr: &Expr, tenant: &Tenant) -> Translation {
     }
 }
 
-fn exists(tenant: &Tenant, attr: &str) -> Translation {
+/// Every attribute has a presence row, so "has a row for this attribute" is existence.
+fn exists(attr: &str) -> Translation {
     Translation {
-        sql: "e.id IN (SELECT id FROM entity_attrs WHERE tenant = ? AND attr = ?)".into(),
-        args: vec![
-            Box::new(tenant.as_str().to_string()),
-            Box::new(attr.to_string()),
-        ],
+        sql: "e.rowid IN (SELECT entity FROM attr_values WHERE attr = (SELECT id FROM names WHERE name = ?))".into(),
+        args: vec![Box::new(attr.to_string())],
         exact: true,
     }
 }
@@ -70,27 +68,24 @@ fn column(l: &Literal) -> Option<Column> {
     }
 }
 
-fn term(t: &Term, tenant: &Tenant) -> Translation {
+fn term(t: &Term) -> Translation {
     let path = &t.path;
     let superset = || Translation {
         exact: false,
-        ..exists(tenant, &path.attr)
+        ..exists(&path.attr)
     };
     if !path.subs.is_empty() || !path.keys.is_empty() {
         return superset();
     }
     let Some((op, operand)) = &t.condition else {
-        return exists(tenant, &path.attr);
+        return exists(&path.attr);
     };
     let base = |cond: &str, vals: Vec<Box<dyn ToSql>>| {
-        let mut args: Vec<Box<dyn ToSql>> = vec![
-            Box::new(tenant.as_str().to_string()),
-            Box::new(path.attr.clone()),
-        ];
+        let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(path.attr.clone())];
         args.extend(vals);
         Translation {
             sql: format!(
-                "e.id IN (SELECT id FROM attr_values WHERE tenant = ? AND attr = ? AND {cond})"
+                "e.rowid IN (SELECT entity FROM attr_values WHERE attr = (SELECT id FROM names WHERE name = ?) AND {cond})"
             ),
             args,
             exact: true,

@@ -6,19 +6,15 @@ use serde_json::Value;
 
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
-use crate::ngsi::{Entity, Tenant};
+use crate::ngsi::Entity;
 
 fn db_err(e: rusqlite::Error) -> NgsiError {
     NgsiError::internal(format!("sqlite: {e}"))
 }
 
-/// Rewrites the index rows of the attributes that changed between `before` and `after`.
-pub fn update(
-    conn: &Connection,
-    tenant: &Tenant,
-    before: Option<&Entity>,
-    after: &Entity,
-) -> Result<()> {
+/// Rewrites the index rows of the attributes that changed between `before` and `after`
+/// (`row` is the entity's rowid).
+pub fn update(conn: &Connection, row: i64, before: Option<&Entity>, after: &Entity) -> Result<()> {
     let mut names: Vec<&String> = after.attrs.keys().collect();
     if let Some(b) = before {
         names.extend(b.attrs.keys().filter(|k| !after.attrs.contains_key(*k)));
@@ -29,57 +25,48 @@ pub fn update(
         if before.is_some() && old == new {
             continue;
         }
+        let attr = super::entities::name_id(conn, name)?;
         if before.is_some() {
-            clear_attr(conn, tenant, &after.id, name)?;
+            clear_attr(conn, row, attr)?;
         }
         if let Some(instances) = new {
-            insert_attr(conn, tenant, &after.id, name, instances)?;
+            insert_attr(conn, row, attr, instances)?;
         }
     }
     Ok(())
 }
 
-pub fn delete_entity(conn: &Connection, tenant: &Tenant, id: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM attr_values WHERE tenant = ?1 AND id = ?2")
-        .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
-        .map_err(db_err)?;
-    conn.prepare_cached(
-        "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE tenant = ?1 AND id = ?2)",
-    )
-    .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
-    .map_err(db_err)?;
-    conn.prepare_cached("DELETE FROM geo_rows WHERE tenant = ?1 AND id = ?2")
-        .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
-        .map_err(db_err)?;
+pub fn delete_entity(conn: &Connection, row: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM attr_values WHERE entity = ?1",
+        "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE entity = ?1)",
+        "DELETE FROM geo_rows WHERE entity = ?1",
+    ] {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([row]))
+            .map_err(db_err)?;
+    }
     Ok(())
 }
 
-fn clear_attr(conn: &Connection, tenant: &Tenant, id: &str, attr: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM attr_values WHERE tenant = ?1 AND id = ?2 AND attr = ?3")
-        .and_then(|mut s| s.execute(params![tenant.as_str(), id, attr]))
-        .map_err(db_err)?;
-    conn.prepare_cached(
-        "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE tenant = ?1 AND id = ?2 AND attr = ?3)",
-    )
-    .and_then(|mut s| s.execute(params![tenant.as_str(), id, attr]))
-    .map_err(db_err)?;
-    conn.prepare_cached("DELETE FROM geo_rows WHERE tenant = ?1 AND id = ?2 AND attr = ?3")
-        .and_then(|mut s| s.execute(params![tenant.as_str(), id, attr]))
-        .map_err(db_err)?;
+fn clear_attr(conn: &Connection, row: i64, attr: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM attr_values WHERE entity = ?1 AND attr = ?2",
+        "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE entity = ?1 AND attr = ?2)",
+        "DELETE FROM geo_rows WHERE entity = ?1 AND attr = ?2",
+    ] {
+        conn.prepare_cached(sql).and_then(|mut s| s.execute(params![row, attr])).map_err(db_err)?;
+    }
     Ok(())
 }
 
-fn insert_attr(
-    conn: &Connection,
-    tenant: &Tenant,
-    id: &str,
-    attr: &str,
-    instances: &[Attribute],
-) -> Result<()> {
+fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) -> Result<()> {
     let mut value_row = conn
-        .prepare_cached(
-            "INSERT INTO attr_values (tenant, id, attr, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
+        .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(db_err)?;
+    // The presence row: the attribute exists, whatever its value.
+    value_row
+        .execute(params![attr, row, None::<f64>, None::<String>])
         .map_err(db_err)?;
     for inst in instances {
         let kind = inst
@@ -92,7 +79,7 @@ fn insert_attr(
             attribute::VOCAB_PROPERTY => inst.get("vocab"),
             attribute::GEO_PROPERTY => {
                 if let Some(bbox) = inst.get("value").and_then(bounding_box) {
-                    insert_geo(conn, tenant, id, attr, bbox)?;
+                    insert_geo(conn, row, attr, bbox)?;
                 }
                 None
             }
@@ -110,18 +97,18 @@ fn insert_attr(
                 _ => continue,
             };
             value_row
-                .execute(params![tenant.as_str(), id, attr, num, txt])
+                .execute(params![attr, row, num, txt])
                 .map_err(db_err)?;
         }
     }
     Ok(())
 }
 
-fn insert_geo(conn: &Connection, tenant: &Tenant, id: &str, attr: &str, b: [f64; 4]) -> Result<()> {
-    conn.prepare_cached("INSERT INTO geo_rows (tenant, id, attr) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![tenant.as_str(), id, attr]))
+fn insert_geo(conn: &Connection, row: i64, attr: i64, b: [f64; 4]) -> Result<()> {
+    let rid: i64 = conn
+        .prepare_cached("INSERT INTO geo_rows (entity, attr) VALUES (?1, ?2) RETURNING rid")
+        .and_then(|mut s| s.query_row(params![row, attr], |r| r.get(0)))
         .map_err(db_err)?;
-    let rid = conn.last_insert_rowid();
     conn.prepare_cached(
         "INSERT INTO geo_index (rid, min_x, max_x, min_y, max_y) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
@@ -162,17 +149,16 @@ pub fn bounding_box(geometry: &Value) -> Option<[f64; 4]> {
 /// Builds the indexes for every stored entity (after the migration that adds them).
 pub fn reindex_all(conn: &Connection) -> Result<()> {
     let mut stmt = conn
-        .prepare("SELECT tenant, doc FROM entities")
+        .prepare("SELECT rowid, doc FROM entities")
         .map_err(db_err)?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_err)?;
-    for (tenant, doc) in rows {
+    for (row, doc) in rows {
         let entity: Entity = serde_json::from_str(&doc).map_err(NgsiError::internal)?;
-        let tenant = Tenant::parse(Some(&tenant))?;
-        update(conn, &tenant, None, &entity)?;
+        update(conn, row, None, &entity)?;
     }
     Ok(())
 }

@@ -4,8 +4,14 @@ CREATE TABLE tenants (
     created_at TEXT NOT NULL
 );
 
--- One row per entity; `doc` is the entity in stored form (JSON), the other columns are
--- what queries filter on.
+-- Expanded type and attribute names, each stored once; indexes refer to them by id.
+CREATE TABLE names (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+-- One row per entity; `doc` is the entity in stored form (JSON). The rowid is the
+-- entity's key in every index table (small integers instead of repeated URIs).
 CREATE TABLE entities (
     tenant      TEXT NOT NULL,
     id          TEXT NOT NULL,
@@ -13,24 +19,15 @@ CREATE TABLE entities (
     created_at  TEXT NOT NULL,
     modified_at TEXT NOT NULL,
     expires_at  TEXT,
-    PRIMARY KEY (tenant, id)
+    UNIQUE (tenant, id)
 );
 
 CREATE TABLE entity_types (
-    tenant TEXT NOT NULL,
-    type   TEXT NOT NULL,
-    id     TEXT NOT NULL,
-    PRIMARY KEY (tenant, type, id)
+    type   INTEGER NOT NULL,
+    entity INTEGER NOT NULL,
+    PRIMARY KEY (type, entity)
 ) WITHOUT ROWID;
-CREATE INDEX entity_types_by_entity ON entity_types (tenant, id);
-
-CREATE TABLE entity_attrs (
-    tenant TEXT NOT NULL,
-    attr   TEXT NOT NULL,
-    id     TEXT NOT NULL,
-    PRIMARY KEY (tenant, attr, id)
-) WITHOUT ROWID;
-CREATE INDEX entity_attrs_by_entity ON entity_attrs (tenant, id);
+CREATE INDEX entity_types_by_entity ON entity_types (entity);
 
 CREATE TABLE contexts (
     url        TEXT PRIMARY KEY,
