@@ -260,7 +260,26 @@ async fn respond(
         ));
     }
     ensure_tenant(state, &tenant).await?;
-    let results = state.store.temporal_query(&tenant, &sel, &tq).await?;
+    let mut results = state.store.temporal_query(&tenant, &sel, &tq).await?;
+    // A query returns the entities that have history in the asked window; a retrieval
+    // of one entity with attrs it never had is a 404.
+    let window = tq.timerel.is_some() || sel.attrs.is_some();
+    if single.is_none()
+        && window
+        && tq.format != crate::ngsi::temporal::request::TemporalFormat::Aggregated
+    {
+        results.retain(|r| !r.instances.is_empty());
+    }
+    if single.is_some()
+        && sel.attrs.is_some()
+        && results
+            .iter()
+            .all(|r| r.instances.is_empty() && r.aggregates.is_empty())
+    {
+        return Err(NgsiError::not_found(
+            "the entity has no history of the requested attributes",
+        ));
+    }
     let rendered: Vec<Value> = results
         .iter()
         .map(|r| response::with_context(render::render(r, &ctx, &tq), media, &ctx))

@@ -92,7 +92,7 @@ pub fn render(
                 if let Some(ds) = ds {
                     o.insert("datasetId".into(), json!(ds));
                 }
-                o.insert("values".into(), Value::Array(values));
+                o.insert(values_member(&kind).into(), Value::Array(values));
                 by_attr
                     .entry(ctx.compact(&attr))
                     .or_default()
@@ -118,6 +118,19 @@ pub fn render(
         }
     }
     out
+}
+
+/// The member holding [value, time] pairs in the simplified temporal form, per type.
+fn values_member(kind: &str) -> &'static str {
+    match kind {
+        attribute::RELATIONSHIP => "objects",
+        attribute::LANGUAGE_PROPERTY => "languageMaps",
+        attribute::JSON_PROPERTY => "jsons",
+        attribute::VOCAB_PROPERTY => "vocabs",
+        attribute::LIST_PROPERTY => "valueLists",
+        attribute::LIST_RELATIONSHIP => "objectLists",
+        _ => "values",
+    }
 }
 
 /// One value per attribute is an object, several (datasetIds) an array.

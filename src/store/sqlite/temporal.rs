@@ -101,10 +101,11 @@ pub fn insert(
         body.remove(m);
     }
     let observed = micros_of(&body, "observedAt");
-    // A bare numeric Property is stored as its number alone.
+    // A bare floating-point Property (most sensor readings) is stored as its number
+    // alone; integers keep their JSON so they read back as integers.
     let compact = body.len() <= 3
         && body.get("type").and_then(Value::as_str) == Some(attribute::PROPERTY)
-        && body.get("value").is_some_and(Value::is_number)
+        && body.get("value").is_some_and(|v| v.is_f64())
         && body
             .keys()
             .all(|k| matches!(k.as_str(), "type" | "value" | "observedAt"))
@@ -361,7 +362,7 @@ pub fn instances(
         let order = if q.last_n.is_some() { "DESC" } else { "ASC" };
         let mut sql = format!(
             "SELECT instance, observed_us, created_us, modified_us, deleted_us, num, doc FROM attr_instances
-             WHERE series = ?{filter} ORDER BY {col} {order}, instance {order}"
+             WHERE series = ?{filter} ORDER BY COALESCE({col}, modified_us) {order}, instance {order}"
         );
         if let Some(n) = q.last_n {
             sql.push_str(" LIMIT ?");
@@ -394,7 +395,7 @@ pub fn instances(
                 None => {
                     let mut b = Map::new();
                     b.insert("type".into(), json!(attribute::PROPERTY));
-                    b.insert("value".into(), number(num.unwrap_or(0.0)));
+                    b.insert("value".into(), json!(num.unwrap_or(0.0)));
                     if let Some(o) = observed {
                         b.insert("observedAt".into(), json!(time::from_micros(o)));
                     }
@@ -458,9 +459,12 @@ pub fn aggregates(
         let Some(origin) = origin else { continue };
         let period = q.period;
         let bucket_sql = match period {
+            // Whole calendar months from the origin: the month difference, less one when
+            // the day and time of the month have not yet reached the origin's.
             Some(p) if p.months > 0 => format!(
-                "((CAST(strftime('%Y', {col} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {col} / 1000000, 'unixepoch') AS INTEGER))
-                  - (CAST(strftime('%Y', {origin} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {origin} / 1000000, 'unixepoch') AS INTEGER))) / {}",
+                "(((CAST(strftime('%Y', {col} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {col} / 1000000, 'unixepoch') AS INTEGER))
+                  - (CAST(strftime('%Y', {origin} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {origin} / 1000000, 'unixepoch') AS INTEGER))
+                  - (strftime('%d%H%M%S', {col} / 1000000, 'unixepoch') < strftime('%d%H%M%S', {origin} / 1000000, 'unixepoch'))) / {})",
                 p.months
             ),
             Some(p) => format!("({col} - {origin}) / {}", p.micros.max(1)),
