@@ -225,13 +225,6 @@ fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<Te
     if let Some(attrs) = list(params, "attrs") {
         sel.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
     }
-    for unsupported in ["q", "scopeQ", "georel"] {
-        if params.contains_key(unsupported) {
-            return Err(NgsiError::unsupported(format!(
-                "'{unsupported}' is not supported on temporal queries yet"
-            )));
-        }
-    }
     Ok(sel)
 }
 
@@ -246,6 +239,26 @@ async fn respond(
     let media = extract::accept(req, false)?;
     let tq = TemporalQuery::parse(&params, &extract::options(&params))?;
     let mut sel = selection(&params, &ctx)?;
+    // q, scopeQ and geoQ select on the entities' current state (the entity query
+    // decides them, with its indexes); the history of the selected entities follows.
+    if ["q", "scopeQ", "georel"]
+        .iter()
+        .any(|k| params.contains_key(*k))
+    {
+        let mut eq = super::entity_query::selection(&params, &ctx)?;
+        eq.limit = usize::MAX;
+        let tenant = extract::tenant(req)?;
+        ensure_tenant(state, &tenant).await?;
+        let ids = state.store.ids(&tenant, &eq).await?;
+        sel.ids = Some(match sel.ids.take() {
+            Some(wanted) => wanted.into_iter().filter(|i| ids.contains(i)).collect(),
+            None => ids,
+        });
+        if sel.ids.as_ref().is_some_and(Vec::is_empty) && single.is_none() {
+            let body = Value::Array(Vec::new());
+            return response::json(StatusCode::OK, extract::accept(req, false)?, &ctx, &body);
+        }
+    }
     if let Some(id) = &single {
         sel.ids = Some(vec![id.clone()]);
         sel.limit = 1;

@@ -251,6 +251,9 @@ pub fn select_entities(
         sql.push_str("))");
         args.extend(types.iter().map(|t| Box::new(t.clone()) as Box<dyn ToSql>));
     }
+    if ids.is_some_and(<[String]>::is_empty) {
+        return Ok(Vec::new());
+    }
     if let Some(ids) = ids {
         sql.push_str(" AND t.id IN (");
         sql.push_str(&vec!["?"; ids.len()].join(", "));
