@@ -383,7 +383,7 @@ pub fn parse_instance(
                 if !matches!(kind, PROPERTY | LIST_PROPERTY | GEO_PROPERTY) {
                     return bad(format!("a {kind} cannot have a unitCode"));
                 }
-                if !v.as_str().is_some_and(|s| !s.is_empty()) {
+                if v.as_str().is_none_or(str::is_empty) {
                     return bad("unitCode must be a non-empty string".into());
                 }
                 attr.insert(key.clone(), v.clone());

@@ -32,23 +32,6 @@ pub fn parse(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalizes_offsets_to_utc() {
-        assert_eq!(
-            parse_datetime("2024-01-01T01:00:00+01:00").ok().as_deref(),
-            Some("2024-01-01T00:00:00.000000Z")
-        );
-        assert_eq!(
-            parse_datetime("2024-01-01T00:00:00Z").ok().as_deref(),
-            Some("2024-01-01T00:00:00.000000Z")
-        );
-        assert!(parse_datetime("yesterday").is_err());
-    }
-}
 
 /// Microseconds since the Unix epoch (how the temporal store keeps instants).
 pub fn micros(t: DateTime<Utc>) -> i64 {
@@ -67,4 +50,22 @@ pub fn from_micros(us: i64) -> String {
         SecondsFormat::Micros
     };
     t.to_rfc3339_opts(format, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_offsets_to_utc() {
+        assert_eq!(
+            parse_datetime("2024-01-01T01:00:00+01:00").ok().as_deref(),
+            Some("2024-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(
+            parse_datetime("2024-01-01T00:00:00Z").ok().as_deref(),
+            Some("2024-01-01T00:00:00.000000Z")
+        );
+        assert!(parse_datetime("yesterday").is_err());
+    }
 }

@@ -45,11 +45,13 @@ pub struct TemporalResult {
     pub aggregates: Vec<AttributeAggregates>,
 }
 
+/// One aggregated value: (value, bucket start µs, bucket end µs).
+pub type Bucket = (Value, i64, i64);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttributeAggregates {
     pub attr: String,
     pub dataset_id: Option<String>,
     pub kind: String,
-    /// (method, [(value, bucket start µs, bucket end µs)]).
-    pub series: Vec<(AggrMethod, Vec<(Value, i64, i64)>)>,
+    pub series: Vec<(AggrMethod, Vec<Bucket>)>,
 }

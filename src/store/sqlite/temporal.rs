@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
 use crate::ngsi::temporal::{
-    AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
+    AggrMethod, AttributeAggregates, Bucket, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
 };
 use crate::ngsi::{time, Entity, Tenant};
 
@@ -498,7 +498,7 @@ pub fn aggregates(
             .map_err(db_err)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db_err)?;
-        let mut series: Vec<(AggrMethod, Vec<(Value, i64, i64)>)> =
+        let mut series: Vec<(AggrMethod, Vec<Bucket>)> =
             q.methods.iter().map(|m| (*m, Vec::new())).collect();
         for (bucket, total, distinct, sum, avg, min, max, sumsq, nums, last) in rows {
             let (start, end) = match period {
