@@ -32,7 +32,6 @@ pub fn parse(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     }
 }
 
-
 /// Microseconds since the Unix epoch (how the temporal store keeps instants).
 pub fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()

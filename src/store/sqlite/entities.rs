@@ -30,9 +30,15 @@ pub fn load(conn: &Connection, tenant: &Tenant, id: &str, now: &str) -> Result<O
 
 /// The id of an expanded name, created on first use.
 pub fn name_id(conn: &Connection, name: &str) -> Result<i64> {
-    conn.prepare_cached("INSERT INTO names (name) VALUES (?1) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id")
+    if let Some(id) = super::writer_cache::name(name) {
+        return Ok(id);
+    }
+    let id = conn
+        .prepare_cached("INSERT INTO names (name) VALUES (?1) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id")
         .and_then(|mut s| s.query_row([name], |r| r.get(0)))
-        .map_err(db_err)
+        .map_err(db_err)?;
+    super::writer_cache::remember_name(name, id);
+    Ok(id)
 }
 
 fn rowid(conn: &Connection, tenant: &Tenant, id: &str) -> Result<Option<i64>> {
@@ -100,9 +106,13 @@ pub fn delete(conn: &Connection, tenant: &Tenant, id: &str) -> Result<()> {
 }
 
 pub fn ensure_tenant(conn: &Connection, tenant: &Tenant, now: &str) -> Result<()> {
+    if super::writer_cache::tenant_known(tenant.as_str()) {
+        return Ok(());
+    }
     conn.prepare_cached("INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?1, ?2)")
         .and_then(|mut s| s.execute(params![tenant.as_str(), now]))
         .map_err(db_err)?;
+    super::writer_cache::remember_tenant(tenant.as_str());
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod schema;
 pub mod temporal;
 mod value_index;
 mod writer;
+mod writer_cache;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

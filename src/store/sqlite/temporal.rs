@@ -7,7 +7,8 @@ use serde_json::{json, Map, Value};
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
 use crate::ngsi::temporal::{
-    AggrMethod, AttributeAggregates, Bucket, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
+    AggrMethod, AttributeAggregates, Bucket, Instance, TemporalEntity, TemporalQuery, TimeProperty,
+    TimeRel,
 };
 use crate::ngsi::{time, Entity, Tenant};
 
@@ -24,6 +25,7 @@ pub struct NewInstance {
     pub deleted: bool,
 }
 
+/// Creates or updates the temporal entity row; true if it was created.
 pub fn upsert_entity(conn: &Connection, tenant: &Tenant, e: &TemporalEntity) -> Result<bool> {
     let existed = conn
         .prepare_cached("SELECT 1 FROM temporal_entities WHERE tenant = ?1 AND id = ?2")
@@ -54,17 +56,24 @@ fn series_id(
     ds: Option<&str>,
 ) -> Result<i64> {
     let ds = ds.unwrap_or("");
-    conn.prepare_cached(
-        "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (tenant, entity_id, attr, dataset_id) DO NOTHING",
-    )
-    .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, attr, ds]))
-    .map_err(db_err)?;
-    conn.prepare_cached(
-        "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
-    )
-    .and_then(|mut s| s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0)))
-    .map_err(db_err)
+    let key = (
+        tenant.as_str().to_string(),
+        entity_id.to_string(),
+        attr.to_string(),
+        ds.to_string(),
+    );
+    if let Some(id) = super::writer_cache::series(&key) {
+        return Ok(id);
+    }
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (tenant, entity_id, attr, dataset_id) DO UPDATE SET attr = attr RETURNING series",
+        )
+        .and_then(|mut s| s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0)))
+        .map_err(db_err)?;
+    super::writer_cache::remember_series(key, id);
+    Ok(id)
 }
 
 fn micros_of(body: &Attribute, member: &str) -> Option<i64> {
@@ -150,7 +159,7 @@ pub fn record_change(
             modified_at: a.modified_at.clone(),
             deleted_at: None,
         };
-        upsert_entity(conn, tenant, &te)?;
+        store_entity(conn, tenant, &te)?;
         for (name, instances) in &a.attrs {
             for inst in instances {
                 let ds = inst.get("datasetId").and_then(Value::as_str);
@@ -634,4 +643,19 @@ pub fn delete_instance(
         )
         .map_err(db_err)?;
     Ok(n > 0)
+}
+
+/// Creates or updates the temporal entity row (the write path: no need to know which).
+fn store_entity(conn: &Connection, tenant: &Tenant, e: &TemporalEntity) -> Result<()> {
+    let types = serde_json::to_string(&e.types).map_err(NgsiError::internal)?;
+    let scope = e.scope.as_ref().map(|s| json!(s).to_string());
+    conn.prepare_cached(
+        "INSERT INTO temporal_entities (tenant, id, types, scope, created_at, modified_at, deleted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)
+         ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scope = excluded.scope,
+           modified_at = excluded.modified_at, deleted_at = NULL",
+    )
+    .and_then(|mut s| s.execute(params![tenant.as_str(), e.id, types, scope, e.created_at, e.modified_at]))
+    .map_err(db_err)?;
+    Ok(())
 }

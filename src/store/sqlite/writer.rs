@@ -51,6 +51,7 @@ fn run_group(conn: &mut Connection, jobs: Vec<Job>) {
         .map_err(|e| NgsiError::internal(format!("commit failed: {e}")));
     if committed.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
+        super::writer_cache::clear();
     }
     for finish in finishers {
         finish(committed.clone());
@@ -63,6 +64,7 @@ fn job_failed(job: Job, conn: &Connection) -> Finisher {
     let _ = conn.execute_batch("SAVEPOINT failed");
     let finish = job(conn);
     let _ = conn.execute_batch("ROLLBACK TO failed; RELEASE failed");
+    super::writer_cache::clear();
     finish
 }
 
@@ -78,6 +80,7 @@ pub fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            super::writer_cache::clear();
             Err(e)
         }
     }
