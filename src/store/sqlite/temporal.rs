@@ -554,6 +554,8 @@ pub fn aggregates(
 }
 
 pub fn delete_entity(conn: &Connection, tenant: &Tenant, id: &str) -> Result<bool> {
+    // Series rows go away: their cached ids must too.
+    super::writer_cache::clear();
     conn.prepare_cached(
         "DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2)",
     )
