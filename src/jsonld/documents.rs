@@ -111,6 +111,22 @@ impl ContextDocuments {
         }
     }
 
+    /// A context reference as an absolute URL: a path (`/ngsi-ld/v1/jsonldContexts/..`)
+    /// names a document on this broker.
+    pub fn absolute(&self, reference: &str) -> String {
+        match reference.strip_prefix('/') {
+            Some(path) => {
+                let origin = self
+                    .hosted_prefix
+                    .split("/ngsi-ld/v1/")
+                    .next()
+                    .unwrap_or_default();
+                format!("{origin}/{path}")
+            }
+            None => reference.to_string(),
+        }
+    }
+
     pub fn hosted_url(&self, local_id: &str) -> String {
         format!("{}{}", self.hosted_prefix, local_id)
     }

@@ -54,6 +54,8 @@ impl ContextResolver {
         let Some(user) = user else {
             return Ok(self.core());
         };
+        let absolute = self.absolute_references(user);
+        let user = &absolute;
         validate_shape(user)?;
         if let Value::String(url) = user {
             if self.docs.is_core(url) {
@@ -84,6 +86,17 @@ impl ContextResolver {
         }
         cache.insert(key, active.clone());
         Ok(active)
+    }
+
+    /// Relative references (paths on this broker) made absolute.
+    fn absolute_references(&self, ctx: &Value) -> Value {
+        match ctx {
+            Value::String(s) => Value::String(self.docs.absolute(s)),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|i| self.absolute_references(i)).collect())
+            }
+            other => other.clone(),
+        }
     }
 
     /// Counts a use of each stored context a (cached) client context names, for the
