@@ -43,5 +43,7 @@ mod query;
 mod query_language;
 #[path = "integration/representations.rs"]
 mod representations;
+#[path = "integration/temporal.rs"]
+mod temporal;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
