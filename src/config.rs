@@ -62,6 +62,14 @@ pub struct Config {
     /// Largest remote @context accepted, in bytes.
     #[arg(long, env = "CALANQUE_CONTEXT_MAX_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub context_max_bytes: usize,
+    /// Most instances per attribute in one temporal answer; a longer history is paged
+    /// (206 Partial Content with a Content-Range).
+    #[arg(
+        long,
+        env = "CALANQUE_TEMPORAL_MAX_INSTANCES",
+        default_value_t = 10_000
+    )]
+    pub temporal_max_instances: usize,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CALANQUE_WORKERS")]
     pub workers: Option<usize>,
@@ -87,6 +95,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if self.temporal_max_instances == 0 {
+            return Err("temporal-max-instances must be at least 1".into());
+        }
         if self.max_body_bytes < 1024 {
             return Err("max-body-bytes must be at least 1024".into());
         }

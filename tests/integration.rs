@@ -47,3 +47,5 @@ mod representations;
 mod temporal;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
+#[path = "integration/temporal_paging.rs"]
+mod temporal_paging;

@@ -237,7 +237,8 @@ async fn respond(
 ) -> Result<HttpResponse> {
     let tenant = extract::tenant(req)?;
     let media = extract::accept(req, false)?;
-    let tq = TemporalQuery::parse(&params, &extract::options(&params))?;
+    let mut tq = TemporalQuery::parse(&params, &extract::options(&params))?;
+    tq.max_instances = Some(state.config.temporal_max_instances);
     let mut sel = selection(&params, &ctx)?;
     // q, scopeQ and geoQ select on the entities' current state (the entity query
     // decides them, with its indexes); the history of the selected entities follows.
@@ -293,6 +294,15 @@ async fn respond(
             "the entity has no history of the requested attributes",
         ));
     }
+    let mut window = None;
+    for r in results.iter_mut() {
+        let max = state.config.temporal_max_instances;
+        if let Some(w) =
+            crate::ngsi::temporal::paginate(r, max, tq.last_n.is_some(), tq.timeproperty)
+        {
+            window = Some(w);
+        }
+    }
     let rendered: Vec<Value> = results
         .iter()
         .map(|r| response::with_context(render::render(r, &ctx, &tq), media, &ctx))
@@ -304,7 +314,21 @@ async fn respond(
             .ok_or_else(|| NgsiError::not_found(format!("no temporal representation of {id}")))?,
         None => Value::Array(rendered),
     };
-    response::json(StatusCode::OK, media, &ctx, &body)
+    let Some((from, to)) = window else {
+        return response::json(StatusCode::OK, media, &ctx, &body);
+    };
+    // A partial answer: the client continues from the end of this window.
+    let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
+    Ok(response::builder(StatusCode::PARTIAL_CONTENT, media, &ctx)
+        .insert_header((
+            "Content-Range",
+            format!(
+                "date-time {}-{}/*",
+                time::from_micros(from),
+                time::from_micros(to)
+            ),
+        ))
+        .body(text))
 }
 
 async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {

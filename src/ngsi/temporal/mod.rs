@@ -55,3 +55,80 @@ pub struct AttributeAggregates {
     pub kind: String,
     pub series: Vec<(AggrMethod, Vec<Bucket>)>,
 }
+
+impl Instance {
+    /// The instant the request orders and filters by.
+    pub fn time(&self, p: TimeProperty) -> Option<i64> {
+        match p {
+            TimeProperty::ObservedAt => self.observed_at.or(Some(self.modified_at)),
+            TimeProperty::CreatedAt => Some(self.created_at),
+            TimeProperty::ModifiedAt => Some(self.modified_at),
+            TimeProperty::DeletedAt => self.deleted_at,
+        }
+    }
+}
+
+/// Cuts a history to at most `max` instances per attribute instance series (clause
+/// 6.3.10): the answer then covers one time window, the same for every attribute, so a
+/// client can ask for the next window from where this one ends. Returns the window
+/// (first, last instant, in the order of the answer) when something was cut.
+pub fn paginate(
+    result: &mut TemporalResult,
+    max: usize,
+    newest_first: bool,
+    p: TimeProperty,
+) -> Option<(i64, i64)> {
+    use std::collections::HashMap;
+    let mut per_series: HashMap<(String, Option<String>), Vec<i64>> = HashMap::new();
+    for i in &result.instances {
+        per_series
+            .entry((i.attr.clone(), i.dataset_id.clone()))
+            .or_default()
+            .push(i.time(p).unwrap_or(0));
+    }
+    // The window ends where the most cut series stops (instances are oldest first).
+    let mut limit: Option<i64> = None;
+    for times in per_series.values().filter(|t| t.len() > max) {
+        let edge = if newest_first {
+            times[times.len() - max]
+        } else {
+            times[max - 1]
+        };
+        limit = Some(match limit {
+            None => edge,
+            Some(l) if newest_first => l.max(edge),
+            Some(l) => l.min(edge),
+        });
+    }
+    let edge = limit?;
+    result.instances.retain(|i| {
+        let t = i.time(p).unwrap_or(0);
+        if newest_first {
+            t >= edge
+        } else {
+            t <= edge
+        }
+    });
+    // Equal instants at the edge may still leave more than `max`: keep the first ones.
+    let mut kept: HashMap<(String, Option<String>), usize> = HashMap::new();
+    let mut ordered: Vec<&Instance> = result.instances.iter().collect();
+    if newest_first {
+        ordered.reverse();
+    }
+    let mut keep_ids = std::collections::HashSet::new();
+    for i in ordered {
+        let n = kept
+            .entry((i.attr.clone(), i.dataset_id.clone()))
+            .or_default();
+        if *n < max {
+            *n += 1;
+            keep_ids.insert(i.instance_id);
+        }
+    }
+    result
+        .instances
+        .retain(|i| keep_ids.contains(&i.instance_id));
+    let times = result.instances.iter().filter_map(|i| i.time(p));
+    let (lo, hi) = times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    Some(if newest_first { (hi, lo) } else { (lo, hi) })
+}

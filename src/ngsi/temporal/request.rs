@@ -98,6 +98,8 @@ pub struct TemporalQuery {
     pub period: Option<Period>,
     pub format: TemporalFormat,
     pub sys_attrs: bool,
+    /// Most instances per attribute in one response; more makes a partial (206) answer.
+    pub max_instances: Option<usize>,
 }
 
 fn instant(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>> {

@@ -376,7 +376,14 @@ pub fn instances(
             "SELECT instance, observed_us, created_us, modified_us, deleted_us, num, doc FROM attr_instances
              WHERE series = ?{filter} ORDER BY COALESCE({col}, modified_us) {order}, instance {order}"
         );
-        if let Some(n) = q.last_n {
+        // One more than the page size tells the caller the series was cut.
+        let limit = match (q.last_n, q.max_instances) {
+            (Some(n), Some(m)) => Some(n.min(m + 1)),
+            (Some(n), None) => Some(n),
+            (None, Some(m)) => Some(m + 1),
+            (None, None) => None,
+        };
+        if let Some(n) = limit {
             sql.push_str(" LIMIT ?");
             args.push(Box::new(n as i64));
         }
