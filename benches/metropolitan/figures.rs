@@ -29,6 +29,8 @@ pub enum Target {
     RatioOfLimit { limit: &'static str, at_least: f64 },
     /// `value <= at_most` (memory, start-up time).
     AtMost { at_most: f64 },
+    /// Median latency at most this many milliseconds (query targets of the issues).
+    P50AtMostMs { ms: f64 },
 }
 
 impl Figure {
@@ -120,6 +122,10 @@ impl Figure {
     pub fn with_target(mut self, target: Target) -> Self {
         self.target = Some(target);
         self
+    }
+
+    pub fn with_p50_target_ms(self, ms: f64) -> Self {
+        self.with_target(Target::P50AtMostMs { ms })
     }
 }
 

@@ -71,6 +71,7 @@ impl Report {
                         ratio.map(|ratio| ratio >= at_least)
                     }
                     (Some(Target::AtMost { at_most }), Some(value)) => Some(value <= at_most),
+                    (Some(Target::P50AtMostMs { ms }), _) => figure.latency.map(|l| l.p50_ms <= ms),
                     _ => None,
                 };
                 Row {
@@ -155,6 +156,7 @@ impl Report {
                     format!("≥ {:.0}% of limit", at_least * 100.0)
                 }
                 Some(Target::AtMost { at_most }) => format!("≤ {at_most} {}", figure.unit),
+                Some(Target::P50AtMostMs { ms }) => format!("p50 ≤ {ms} ms"),
                 None => String::new(),
             };
             let met = match row.meets_target {

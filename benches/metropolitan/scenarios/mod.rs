@@ -7,6 +7,7 @@ mod footprint;
 mod get_by_id;
 mod million;
 mod patch_attrs;
+mod queries;
 mod startup;
 mod territory_loader;
 
@@ -41,6 +42,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(batch_upsert::BatchUpsert),
         Box::new(patch_attrs::PatchAttrs),
         Box::new(get_by_id::GetById),
+        Box::new(queries::Queries),
         Box::new(footprint::Footprint),
         Box::new(startup::Startup),
         Box::new(million::Million),

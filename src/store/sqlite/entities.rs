@@ -124,7 +124,10 @@ fn selection(
     tenant: &Tenant,
     now: &str,
 ) -> (String, Vec<Box<dyn ToSql>>, bool) {
-    let mut sql = String::from("e.tenant = ? AND (e.expires_at IS NULL OR e.expires_at > ?)");
+    // The unary `+` keeps SQLite from driving the query with the (tenant, id) index,
+    // which would visit every entity of the tenant: the selective membership tests
+    // below (type, value, geo indexes) drive it instead.
+    let mut sql = String::from("+e.tenant = ? AND (e.expires_at IS NULL OR e.expires_at > ?)");
     let mut args: Vec<Box<dyn ToSql>> = vec![
         Box::new(tenant.as_str().to_string()),
         Box::new(now.to_string()),
@@ -139,9 +142,18 @@ fn selection(
             }
             sql.push(')');
         };
+    // One index drives the query (its matches are looked up by rowid); the other tests
+    // are checked per candidate. The geo R*Tree is the most selective when there is one,
+    // then the type index, then q.
+    let geo_box = query
+        .geo_q
+        .as_ref()
+        .and_then(|g| g.prefilter_box().map(|b| (b, g.property.clone())));
+    let type_drives = geo_box.is_none() && query.types.is_some();
+    let q_drives = geo_box.is_none() && query.types.is_none();
     if let Some(types) = &query.types {
         sql.push_str(" AND ");
-        type_sql(types, &mut sql, &mut args);
+        type_sql(types, &mut sql, &mut args, !type_drives);
     }
     if let Some(ids) = &query.ids {
         in_list(&mut sql, &mut args, " AND e.id IN ", ids);
@@ -154,24 +166,20 @@ fn selection(
         in_list(
             &mut sql,
             &mut args,
-            " AND e.rowid IN (SELECT entity FROM attr_values WHERE attr IN (SELECT id FROM names WHERE name IN ",
+            " AND EXISTS (SELECT 1 FROM attr_values WHERE entity = e.rowid AND attr IN (SELECT id FROM names WHERE name IN ",
             attrs,
         );
         sql.push_str("))");
     }
     let mut exact = query.only_q_filter();
     if let Some(q) = &query.q {
-        let t = super::q_sql::translate(q);
+        let t = super::q_sql::translate(q, !q_drives);
         sql.push_str(" AND ");
         sql.push_str(&t.sql);
         args.extend(t.args);
         exact &= t.exact;
     }
-    if let Some(b) = query
-        .geo_q
-        .as_ref()
-        .and_then(|g| g.prefilter_box().map(|b| (b, g.property.clone())))
-    {
+    if let Some(b) = geo_box {
         let ([min_x, max_x, min_y, max_y], attr) = b;
         sql.push_str(
             " AND e.rowid IN (SELECT r.entity FROM geo_index g JOIN geo_rows r ON r.rid = g.rid
@@ -184,11 +192,43 @@ fn selection(
     (sql, args, exact)
 }
 
+/// A membership test of `e` in an index table: as `rowid IN (...)` when that index
+/// drives the query, else as a correlated `EXISTS` looked up per candidate entity.
+pub fn membership(
+    table: &str,
+    entity_column: &str,
+    condition: &str,
+    per_candidate: bool,
+) -> String {
+    if per_candidate {
+        // Named, because the planner otherwise prefers the value index and scans it
+        // for every candidate.
+        let by_entity = match table {
+            "attr_values" => " INDEXED BY attr_values_entity",
+            "entity_types" => " INDEXED BY entity_types_by_entity",
+            _ => "",
+        };
+        format!("EXISTS (SELECT 1 FROM {table}{by_entity} WHERE {entity_column} = e.rowid AND {condition})")
+    } else {
+        format!("e.rowid IN (SELECT {entity_column} FROM {table} WHERE {condition})")
+    }
+}
+
 /// A type selector as SQL over the type index: each type is an indexed membership test.
-fn type_sql(expr: &TypeExpr, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
+fn type_sql(
+    expr: &TypeExpr,
+    sql: &mut String,
+    args: &mut Vec<Box<dyn ToSql>>,
+    per_candidate: bool,
+) {
     match expr {
         TypeExpr::Type(t) => {
-            sql.push_str("e.rowid IN (SELECT entity FROM entity_types WHERE type = (SELECT id FROM names WHERE name = ?))");
+            sql.push_str(&membership(
+                "entity_types",
+                "entity",
+                "type = (SELECT id FROM names WHERE name = ?)",
+                per_candidate,
+            ));
             args.push(Box::new(t.clone()));
         }
         TypeExpr::And(items) | TypeExpr::Or(items) => {
@@ -202,7 +242,7 @@ fn type_sql(expr: &TypeExpr, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
                 if i > 0 {
                     sql.push_str(joiner);
                 }
-                type_sql(item, sql, args);
+                type_sql(item, sql, args, per_candidate);
             }
             sql.push(')');
         }

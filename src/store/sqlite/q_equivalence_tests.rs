@@ -169,7 +169,7 @@ async fn sql_translation_selects_what_the_evaluator_selects() {
     ] {
         let expr = q::parse(text).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            super::q_sql::translate(&expr).exact,
+            super::q_sql::translate(&expr, false).exact,
             "{text} should be exact in SQL"
         );
     }

@@ -17,16 +17,18 @@ pub struct Translation {
     pub exact: bool,
 }
 
-pub fn translate(expr: &Expr) -> Translation {
+/// `per_candidate`: check each entity with a correlated lookup instead of driving.
+pub fn translate(expr: &Expr, per_candidate: bool) -> Translation {
     match expr {
-        Expr::Term(t) => term(t),
+        Expr::Term(t) => term(t, per_candidate),
         Expr::And(items) | Expr::Or(items) => {
             let joiner = if matches!(expr, Expr::And(_)) {
                 " AND "
             } else {
                 " OR "
             };
-            let parts: Vec<Translation> = items.iter().map(translate).collect();
+            let parts: Vec<Translation> =
+                items.iter().map(|i| translate(i, per_candidate)).collect();
             let exact = parts.iter().all(|p| p.exact);
             let mut sql = String::from("(");
             let mut args = Vec::new();
@@ -44,9 +46,14 @@ pub fn translate(expr: &Expr) -> Translation {
 }
 
 /// Every attribute has a presence row, so "has a row for this attribute" is existence.
-fn exists(attr: &str) -> Translation {
+fn exists(attr: &str, per_candidate: bool) -> Translation {
     Translation {
-        sql: "e.rowid IN (SELECT entity FROM attr_values WHERE attr = (SELECT id FROM names WHERE name = ?))".into(),
+        sql: super::entities::membership(
+            "attr_values",
+            "entity",
+            "attr = (SELECT id FROM names WHERE name = ?)",
+            per_candidate,
+        ),
         args: vec![Box::new(attr.to_string())],
         exact: true,
     }
@@ -68,24 +75,27 @@ fn column(l: &Literal) -> Option<Column> {
     }
 }
 
-fn term(t: &Term) -> Translation {
+fn term(t: &Term, per_candidate: bool) -> Translation {
     let path = &t.path;
     let superset = || Translation {
         exact: false,
-        ..exists(&path.attr)
+        ..exists(&path.attr, per_candidate)
     };
     if !path.subs.is_empty() || !path.keys.is_empty() {
         return superset();
     }
     let Some((op, operand)) = &t.condition else {
-        return exists(&path.attr);
+        return exists(&path.attr, per_candidate);
     };
     let base = |cond: &str, vals: Vec<Box<dyn ToSql>>| {
         let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(path.attr.clone())];
         args.extend(vals);
         Translation {
-            sql: format!(
-                "e.rowid IN (SELECT entity FROM attr_values WHERE attr = (SELECT id FROM names WHERE name = ?) AND {cond})"
+            sql: super::entities::membership(
+                "attr_values",
+                "entity",
+                &format!("attr = (SELECT id FROM names WHERE name = ?) AND {cond}"),
+                per_candidate,
             ),
             args,
             exact: true,
