@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Sqlite, SqliteStore};
 use crate::ngsi::query::EntityQuery;
+use crate::ngsi::type_expr::TypeExpr;
 use crate::ngsi::{q, Entity, Tenant};
 use crate::store::sqlite::Durability;
 use crate::store::{Effect, EntityStore, WriteOp};
@@ -134,25 +135,29 @@ async fn sql_translation_selects_what_the_evaluator_selects() {
             .filter(|e| q::matches(&expr, e))
             .map(|e| e.id.clone())
             .collect();
-        let query = EntityQuery {
-            q: Some(expr),
-            limit: 1000,
-            count: true,
-            ..Default::default()
-        };
-        let page = store
-            .query(&tenant, &query)
-            .await
-            .unwrap_or_else(|e| panic!("{text}: {e}"));
-        let mut got: Vec<String> = page.items.iter().map(|e| e.id.clone()).collect();
         expected.sort();
-        got.sort();
-        assert_eq!(got, expected, "q={text}");
-        assert_eq!(
-            page.total,
-            Some(expected.len() as u64),
-            "count for q={text}"
-        );
+        // Once with q driving the query, once checked per candidate behind a type filter.
+        for types in [None, Some(TypeExpr::Type("T".into()))] {
+            let query = EntityQuery {
+                q: Some(expr.clone()),
+                types,
+                limit: 1000,
+                count: true,
+                ..Default::default()
+            };
+            let page = store
+                .query(&tenant, &query)
+                .await
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            let mut got: Vec<String> = page.items.iter().map(|e| e.id.clone()).collect();
+            got.sort();
+            assert_eq!(got, expected, "q={text}");
+            assert_eq!(
+                page.total,
+                Some(expected.len() as u64),
+                "count for q={text}"
+            );
+        }
         non_empty += usize::from(!expected.is_empty());
     }
     assert!(
