@@ -104,7 +104,7 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(db_err)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8000;")
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -4000;")
             .map_err(db_err)?;
         register_functions(&conn).map_err(db_err)?;
         Ok(conn)
@@ -123,7 +123,7 @@ impl SqliteStore {
             };
             let out = f(&conn);
             let mut pool = this.readers.lock();
-            if pool.len() < 16 {
+            if pool.len() < 4 {
                 pool.push(conn);
             }
             out

@@ -15,7 +15,7 @@ struct Cache {
 }
 
 /// Bounds memory: a broker with more distinct keys than this just looks them up again.
-const MAX_ENTRIES: usize = 200_000;
+const MAX_ENTRIES: usize = 20_000;
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
