@@ -73,6 +73,42 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CALANQUE_WORKERS")]
     pub workers: Option<usize>,
+    /// Timeout of one notification attempt (HTTP request or MQTT publish), in ms.
+    #[arg(long, env = "CALANQUE_NOTIFY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub notify_timeout_ms: u64,
+    /// Notifications delivered at the same time, over all endpoints.
+    #[arg(long, env = "CALANQUE_NOTIFY_CONCURRENCY", default_value_t = 64)]
+    pub notify_concurrency: usize,
+    /// Notifications delivered at the same time to one endpoint (scheme, host, port).
+    #[arg(
+        long,
+        env = "CALANQUE_NOTIFY_ENDPOINT_CONCURRENCY",
+        default_value_t = 8
+    )]
+    pub notify_endpoint_concurrency: usize,
+    /// Attempts per notification before it is abandoned (and counted as failed).
+    #[arg(long, env = "CALANQUE_NOTIFY_MAX_ATTEMPTS", default_value_t = 12)]
+    pub notify_max_attempts: u32,
+    /// First retry delay, in ms; doubles on each failure (with jitter).
+    #[arg(long, env = "CALANQUE_NOTIFY_RETRY_BASE_MS", default_value_t = 500)]
+    pub notify_retry_base_ms: u64,
+    /// Longest retry delay, in ms.
+    #[arg(long, env = "CALANQUE_NOTIFY_RETRY_MAX_MS", default_value_t = 60_000)]
+    pub notify_retry_max_ms: u64,
+    /// Most notifications queued for one subscription; beyond, new ones are dropped and
+    /// counted.
+    #[arg(long, env = "CALANQUE_NOTIFY_QUEUE_CAP", default_value_t = 10_000)]
+    pub notify_queue_cap: u64,
+    /// Refuse to notify loopback, private and link-local addresses (SSRF guard).
+    #[arg(
+        long,
+        env = "CALANQUE_NOTIFY_DENY_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub notify_deny_private: bool,
     /// Log filter, e.g. `info` or `calanque=debug`.
     #[arg(long, env = "CALANQUE_LOG", default_value = "info")]
     pub log: String,
@@ -92,6 +128,19 @@ impl Config {
             };
             format!("http://{host}:{}", self.port)
         })
+    }
+
+    pub fn notify(&self, instance_id: &str) -> crate::notify::NotifyConfig {
+        crate::notify::NotifyConfig {
+            timeout_ms: self.notify_timeout_ms,
+            concurrency: self.notify_concurrency,
+            endpoint_concurrency: self.notify_endpoint_concurrency,
+            max_attempts: self.notify_max_attempts.max(1),
+            retry_base_ms: self.notify_retry_base_ms,
+            retry_max_ms: self.notify_retry_max_ms,
+            deny_private: self.notify_deny_private,
+            instance_id: instance_id.to_string(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -8,5 +8,6 @@ pub mod config;
 pub mod error;
 pub mod jsonld;
 pub mod ngsi;
+pub mod notify;
 pub mod server;
 pub mod store;

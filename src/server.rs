@@ -9,8 +9,10 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::error::{NgsiError, Result};
 use crate::jsonld::{ContextDocuments, ContextResolver};
+use crate::notify::SubscriptionIndex;
 use crate::store::sqlite::{Sqlite, SqliteStore};
 use crate::store::{ContextRepo, ContextRepository, SharedStore};
+use tokio_util::sync::CancellationToken;
 
 fn open_store(config: &Config) -> Result<SharedStore> {
     let store = SqliteStore::open(&config.sqlite_path(), config.durability)?;
@@ -27,9 +29,22 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
     let started = Instant::now();
     actix_web::rt::System::new().block_on(async move {
         let store = open_store(&config).map_err(|e| e.detail)?;
-        let state = build_state(config.clone(), store)
+        let index = Arc::new(SubscriptionIndex::new(config.notify_queue_cap));
+        store.set_write_observer(index.clone());
+        let state = build_state(config.clone(), store.clone(), index.clone())
             .await
             .map_err(|e| e.detail)?;
+        index
+            .load(&store, &state.contexts)
+            .await
+            .map_err(|e| e.detail)?;
+        let cancel = CancellationToken::new();
+        let worker = crate::notify::worker::spawn(
+            store.clone(),
+            index.clone(),
+            config.notify(&state.instance_id),
+            cancel.clone(),
+        );
         let state = web::Data::new(state);
         let workers = config
             .workers
@@ -52,8 +67,14 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             startup_ms = started.elapsed().as_millis() as u64,
             "calanque is ready"
         );
-        // actix stops gracefully on SIGINT/SIGTERM: in-flight requests finish first.
-        server.run().await.map_err(|e| e.to_string())
+        // actix stops gracefully on SIGINT/SIGTERM: in-flight requests finish first;
+        // then the notification worker finishes the deliveries it holds.
+        let served = server.run().await.map_err(|e| e.to_string());
+        cancel.cancel();
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "the notification worker failed");
+        }
+        served
     })
 }
 
@@ -61,7 +82,11 @@ fn config_limit(state: &web::Data<AppState>) -> usize {
     state.config.max_body_bytes
 }
 
-pub async fn build_state(config: Config, store: SharedStore) -> Result<AppState> {
+pub async fn build_state(
+    config: Config,
+    store: SharedStore,
+    subscriptions: Arc<SubscriptionIndex>,
+) -> Result<AppState> {
     let hosted_prefix = format!("{}{}/jsonldContexts/", config.public_url(), api::BASE);
     let docs = Arc::new(ContextDocuments::new(
         hosted_prefix,
@@ -83,5 +108,6 @@ pub async fn build_state(config: Config, store: SharedStore) -> Result<AppState>
         store,
         contexts: Arc::new(contexts),
         config,
+        subscriptions,
     })
 }

@@ -11,6 +11,7 @@ pub mod jsonld_contexts;
 pub mod problem;
 pub mod response;
 pub mod source_identity;
+pub mod subscriptions;
 pub mod temporal;
 pub mod types_attributes;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub store: SharedStore,
     pub contexts: Arc<ContextResolver>,
     pub config: Config,
+    /// The subscriptions matched against writes (kept in step with the store).
+    pub subscriptions: Arc<crate::notify::SubscriptionIndex>,
 }
 
 pub type State = web::Data<AppState>;
@@ -46,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(source_identity::routes)
                 .configure(types_attributes::routes)
                 .configure(temporal::routes)
+                .configure(subscriptions::routes)
                 .default_service(web::to(unknown_route)),
         )
         .default_service(web::to(unknown_route));

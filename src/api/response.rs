@@ -27,10 +27,11 @@ fn context_value(ctx: &ActiveContext) -> Value {
 }
 
 pub fn link_header(ctx: &ActiveContext) -> String {
-    format!(
-        "<{}>; rel=\"{JSONLD_CONTEXT_REL}\"; type=\"application/ld+json\"",
-        context_link_url(ctx)
-    )
+    link_header_for_url(&context_link_url(ctx))
+}
+
+pub fn link_header_for_url(url: &str) -> String {
+    format!("<{url}>; rel=\"{JSONLD_CONTEXT_REL}\"; type=\"application/ld+json\"")
 }
 
 /// A response builder with the content type and the context link set.

@@ -97,6 +97,10 @@ impl Tenant {
         }
         Ok(Self(raw.to_string()))
     }
+    /// A tenant name read back from storage (validated when it was first written).
+    pub fn from_stored(name: &str) -> Self {
+        Self(name.to_string())
+    }
     pub fn default_tenant() -> Self {
         Self(String::new())
     }

@@ -10,6 +10,7 @@ pub mod q;
 pub mod query;
 pub mod render;
 pub mod scope;
+pub mod subscription;
 pub mod temporal;
 pub mod time;
 pub mod type_expr;

@@ -7,12 +7,14 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use crate::error::Result;
 use crate::jsonld::ContextRecord;
 use crate::ngsi::attribute::Attribute;
 use crate::ngsi::operations::UpdateReport;
 use crate::ngsi::query::{EntityQuery, QueryPage};
+use crate::ngsi::subscription::DeliveryStatus;
 use crate::ngsi::temporal::{TemporalEntity, TemporalQuery, TemporalResult};
 use crate::ngsi::{Entity, Tenant};
 
@@ -88,6 +90,9 @@ pub trait EntityStore: Send + Sync {
     async fn type_stats(&self, tenant: &Tenant) -> Result<Vec<crate::ngsi::query::TypeStats>>;
 
     async fn tenants(&self) -> Result<Vec<String>>;
+
+    /// Installs the observer shown every later successful write, inside its transaction.
+    fn set_write_observer(&self, observer: Arc<dyn WriteObserver>);
 }
 
 #[async_trait]
@@ -153,9 +158,126 @@ pub trait TemporalStore: Send + Sync {
     ) -> Result<bool>;
 }
 
+/// A subscription as stored: the document (the domain's serialized `Subscription`) and
+/// its delivery status.
+#[derive(Debug, Clone)]
+pub struct SubscriptionRecord {
+    pub doc: Value,
+    pub status: DeliveryStatus,
+}
+
+/// A notification queued for delivery, inside the transaction of the write that caused
+/// it (the outbox).
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub tenant: Tenant,
+    pub subscription_id: String,
+    /// Notifications for the same (subscription, entity) are delivered in order.
+    pub entity_id: String,
+    /// What the notification shows (JSON, produced and read by the domain).
+    pub payload: String,
+}
+
+/// What a write observer wants stored with a write.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub rows: Vec<OutboxRow>,
+    /// Notifications dropped because a subscription's queue was full: (tenant, id, n).
+    pub dropped: Vec<(Tenant, String, u64)>,
+}
+
+/// Called by a backend inside the transaction of every successful entity write; what it
+/// returns is stored in the same transaction.
+pub trait WriteObserver: Send + Sync {
+    fn observe(&self, tenant: &Tenant, result: &WriteResult, now: &str) -> Observed;
+}
+
+/// A queued notification handed to a delivery worker, leased until it reports back.
+#[derive(Debug, Clone)]
+pub struct ClaimedNotification {
+    pub seq: i64,
+    pub tenant: Tenant,
+    pub subscription_id: String,
+    pub entity_id: String,
+    pub payload: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Failed; try again at this time (ms since the epoch).
+    Retry {
+        at_ms: i64,
+        error: String,
+    },
+    /// Failed for the last time (or the subscription is gone): drop it.
+    GiveUp {
+        error: String,
+    },
+    /// Not attempted (endpoint busy): hand it out again at this time.
+    Defer {
+        at_ms: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    pub seq: i64,
+    pub tenant: Tenant,
+    pub subscription_id: String,
+    pub outcome: DeliveryOutcome,
+    /// When the attempt was made (broker time format).
+    pub at: String,
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Stores a new subscription; AlreadyExists if the id is taken in the tenant.
+    async fn create_subscription(&self, tenant: &Tenant, id: &str, doc: Value) -> Result<()>;
+    /// Replaces the document; false if there is no such subscription.
+    async fn update_subscription(&self, tenant: &Tenant, id: &str, doc: Value) -> Result<bool>;
+    /// Deletes it and its queued notifications; false if there is no such subscription.
+    async fn delete_subscription(&self, tenant: &Tenant, id: &str) -> Result<bool>;
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<SubscriptionRecord>>;
+    /// A page of a tenant's subscriptions (by id) and the total.
+    async fn list_subscriptions(
+        &self,
+        tenant: &Tenant,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<SubscriptionRecord>, u64)>;
+    /// Every subscription of every tenant (start-up).
+    async fn all_subscriptions(&self) -> Result<Vec<(Tenant, SubscriptionRecord)>>;
+
+    /// Queues notifications outside an entity write (periodic ones).
+    async fn enqueue(&self, rows: Vec<OutboxRow>) -> Result<()>;
+    /// Leases up to `limit` due notifications, oldest first, at most one per
+    /// (subscription, entity) at a time.
+    async fn claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedNotification>>;
+    /// Records attempts: removes delivered/abandoned rows, reschedules the others and
+    /// updates the subscriptions' delivery status.
+    async fn finish(&self, reports: Vec<DeliveryReport>) -> Result<()>;
+    /// Makes every queued notification due now (after a restart).
+    async fn release_all(&self, now_ms: i64) -> Result<()>;
+    /// Queued notifications per (tenant, subscription).
+    async fn pending_counts(&self) -> Result<Vec<(Tenant, String, u64)>>;
+}
+
 /// Everything a backend provides.
-pub trait Store: EntityStore + ContextRepository + TemporalStore {}
-impl<T: EntityStore + ContextRepository + TemporalStore> Store for T {}
+pub trait Store: EntityStore + ContextRepository + TemporalStore + SubscriptionStore {}
+impl<T: EntityStore + ContextRepository + TemporalStore + SubscriptionStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

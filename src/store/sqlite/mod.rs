@@ -6,6 +6,7 @@ mod entities;
 mod q_equivalence_tests;
 mod q_sql;
 mod schema;
+mod subscriptions;
 pub mod temporal;
 mod value_index;
 mod writer;
@@ -21,8 +22,8 @@ use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    ContextRepository, Effect, EntityStore, Outcome, TemporalSelection, TemporalStore, WriteOp,
-    WriteResult,
+    ContextRepository, Effect, EntityStore, Outcome, TemporalSelection, TemporalStore,
+    WriteObserver, WriteOp, WriteResult,
 };
 use crate::error::{NgsiError, Result};
 use crate::jsonld::{ContextKind, ContextRecord};
@@ -45,9 +46,11 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: std::sync::mpsc::Sender<writer::Job>,
     readers: Mutex<Vec<Connection>>,
+    /// Sees every successful entity write inside its transaction (subscriptions).
+    observer: parking_lot::RwLock<Option<Arc<dyn WriteObserver>>>,
 }
 
-fn db_err(e: rusqlite::Error) -> NgsiError {
+pub(crate) fn db_err(e: rusqlite::Error) -> NgsiError {
     NgsiError::internal(format!("sqlite: {e}"))
 }
 
@@ -93,7 +96,13 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer,
             readers: Mutex::new(Vec::new()),
+            observer: parking_lot::RwLock::new(None),
         })
+    }
+
+    /// Installs the observer every later write is shown to.
+    pub fn set_observer(&self, observer: Arc<dyn WriteObserver>) {
+        *self.observer.write() = Some(observer);
     }
 
     fn open_reader(&self) -> Result<Connection> {
@@ -155,8 +164,27 @@ impl SqliteStore {
 /// The store is shared behind an `Arc`; the trait is implemented on that.
 pub struct Sqlite(pub Arc<SqliteStore>);
 
-fn apply(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<WriteResult> {
+fn apply(
+    conn: &Connection,
+    tenant: &Tenant,
+    op: WriteOp,
+    now: &str,
+    observer: Option<&dyn WriteObserver>,
+) -> Result<WriteResult> {
     writer::in_savepoint(conn, |conn| {
+        let result = apply_op(conn, tenant, op, now)?;
+        if let Some(observer) = observer {
+            if result.outcome != Outcome::Unchanged {
+                let observed = observer.observe(tenant, &result, now);
+                subscriptions::store_observed(conn, &observed, now)?;
+            }
+        }
+        Ok(result)
+    })
+}
+
+fn apply_op(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<WriteResult> {
+    {
         let current = entities::load(conn, tenant, &op.entity_id, now)?;
         let before = current.clone();
         match (op.mutation)(current)? {
@@ -193,18 +221,19 @@ fn apply(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<W
                 before,
             }),
         }
-    })
+    }
 }
 
 #[async_trait]
 impl EntityStore for Sqlite {
     async fn write(&self, tenant: &Tenant, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteResult>>> {
         let tenant = tenant.clone();
+        let observer = self.0.observer.read().clone();
         self.0
             .write_job(move |conn| {
                 let now = time::now();
                 ops.into_iter()
-                    .map(|op| apply(conn, &tenant, op, &now))
+                    .map(|op| apply(conn, &tenant, op, &now, observer.as_deref()))
                     .collect()
             })
             .await
@@ -246,12 +275,27 @@ impl EntityStore for Sqlite {
 
     async fn purge(&self, tenant: &Tenant, query: &EntityQuery) -> Result<u64> {
         let (tenant, query) = (tenant.clone(), query.clone());
+        let observer = self.0.observer.read().clone();
         self.0
             .write_job(move |conn| {
                 let now = time::now();
                 let ids = entities::select_ids(conn, &tenant, &query, &now)?;
                 for id in &ids {
+                    let before = match observer {
+                        Some(_) => entities::load(conn, &tenant, id, &now)?,
+                        None => None,
+                    };
                     entities::delete(conn, &tenant, id)?;
+                    if let (Some(observer), Some(before)) = (&observer, before) {
+                        let result = WriteResult {
+                            outcome: Outcome::Deleted,
+                            report: Default::default(),
+                            before: Some(before),
+                            after: None,
+                        };
+                        let observed = observer.observe(&tenant, &result, &now);
+                        subscriptions::store_observed(conn, &observed, &now)?;
+                    }
                 }
                 Ok(ids.len() as u64)
             })
@@ -283,6 +327,10 @@ impl EntityStore for Sqlite {
         self.0
             .read(move |conn| entities::type_stats(conn, &tenant, &time::now()))
             .await
+    }
+
+    fn set_write_observer(&self, observer: Arc<dyn WriteObserver>) {
+        self.0.set_observer(observer);
     }
 
     async fn tenants(&self) -> Result<Vec<String>> {

@@ -6,6 +6,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_value_and_geo_indexes.sql")),
     (3, include_str!("migrations/0003_temporal.sql")),
+    (4, include_str!("migrations/0004_subscriptions.sql")),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,304 @@
+//! The delivery worker: leases due notifications from the outbox, sends them with
+//! bounded concurrency (overall and per endpoint), records each attempt, and schedules
+//! retries. It also queues the periodic (timeInterval) notifications. It stops when
+//! its cancellation token fires, after the deliveries it holds have finished.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::http::{self, Prepared};
+use super::{mqtt, retry, Entry, NotifyConfig, SubscriptionIndex};
+use crate::api::response::link_header_for_url;
+use crate::ngsi::query::{EntityQuery, MAX_LIMIT};
+use crate::ngsi::subscription::{render_notified, NotifiedEntity};
+use crate::ngsi::type_expr::TypeExpr;
+use crate::ngsi::{time, Entity};
+use crate::store::{ClaimedNotification, DeliveryOutcome, DeliveryReport, SharedStore};
+
+/// How often the worker looks for due retries and periodic subscriptions when nothing
+/// wakes it.
+const POLL: Duration = Duration::from_millis(250);
+/// How long a notification whose endpoint is saturated waits before it is handed out
+/// again.
+const DEFER_MS: i64 = 50;
+
+pub struct Worker {
+    store: SharedStore,
+    index: Arc<SubscriptionIndex>,
+    config: NotifyConfig,
+    http: reqwest::Client,
+    global: Arc<Semaphore>,
+    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Starts the worker on the current runtime.
+pub fn spawn(
+    store: SharedStore,
+    index: Arc<SubscriptionIndex>,
+    config: NotifyConfig,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let worker = Arc::new(Worker {
+        store,
+        index,
+        global: Arc::new(Semaphore::new(config.concurrency.max(1))),
+        config,
+        http: http::client(),
+        endpoints: Mutex::new(HashMap::new()),
+    });
+    tokio::spawn(worker.run(cancel))
+}
+
+/// The key deliveries to one endpoint share a concurrency limit under.
+fn endpoint_key(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => uri.to_string(),
+    }
+}
+
+impl Worker {
+    async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        if let Err(e) = self.store.release_all(now_ms()).await {
+            tracing::error!(error = %e.detail, "cannot resume queued notifications");
+        }
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let mut full_batch = false;
+            let free = self.global.available_permits();
+            if free > 0 && !cancel.is_cancelled() {
+                match self
+                    .store
+                    .claim(now_ms(), self.config.lease_ms(), free)
+                    .await
+                {
+                    Ok(batch) => {
+                        full_batch = batch.len() == free;
+                        for n in batch {
+                            let Ok(permit) = self.global.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            tasks.spawn(self.clone().deliver(n, permit));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e.detail, "cannot claim notifications"),
+                }
+            }
+            for entry in self.index.periodic_due() {
+                tasks.spawn(self.clone().periodic(entry));
+            }
+            if full_batch && self.global.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.index.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        // Finish what is in flight; what was not claimed stays queued for next time.
+        let grace = Duration::from_millis(self.config.timeout_ms + 2000);
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("notification deliveries still running at shutdown were abandoned; they stay queued");
+        }
+        tracing::debug!("notification worker stopped");
+    }
+
+    fn endpoint_limit(&self, uri: &str) -> Arc<Semaphore> {
+        self.endpoints
+            .lock()
+            .entry(endpoint_key(uri))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.endpoint_concurrency.max(1))))
+            .clone()
+    }
+
+    async fn deliver(self: Arc<Self>, n: ClaimedNotification, _permit: OwnedSemaphorePermit) {
+        let outcome = match self.index.get(&n.tenant, &n.subscription_id) {
+            None => DeliveryOutcome::GiveUp {
+                error: "the subscription no longer exists".into(),
+            },
+            Some(entry) => {
+                let uri = entry.sub().notification.endpoint.uri.clone();
+                match self.endpoint_limit(&uri).try_acquire_owned() {
+                    Err(_) => DeliveryOutcome::Defer {
+                        at_ms: now_ms() + DEFER_MS,
+                    },
+                    Ok(_endpoint_permit) => match self.attempt(&entry, &n.payload).await {
+                        Ok(()) => DeliveryOutcome::Delivered,
+                        Err(error) => {
+                            let failures = n.attempts + 1;
+                            if failures >= self.config.max_attempts {
+                                DeliveryOutcome::GiveUp { error }
+                            } else {
+                                tracing::debug!(subscription = %n.subscription_id, %error, failures, "notification failed; will retry");
+                                let delay = retry::backoff(
+                                    failures,
+                                    Duration::from_millis(self.config.retry_base_ms),
+                                    Duration::from_millis(self.config.retry_max_ms),
+                                );
+                                DeliveryOutcome::Retry {
+                                    at_ms: now_ms() + delay.as_millis() as i64,
+                                    error,
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        };
+        if matches!(
+            outcome,
+            DeliveryOutcome::Delivered | DeliveryOutcome::GiveUp { .. }
+        ) {
+            self.index.done(&n.tenant, &n.subscription_id);
+        }
+        let report = DeliveryReport {
+            seq: n.seq,
+            tenant: n.tenant,
+            subscription_id: n.subscription_id,
+            outcome,
+            at: time::now(),
+        };
+        if let Err(e) = self.store.finish(vec![report]).await {
+            tracing::error!(error = %e.detail, "cannot record a notification attempt; it will be retried");
+        }
+    }
+
+    async fn attempt(&self, entry: &Entry, payload: &str) -> Result<(), String> {
+        let prepared = prepare(entry, payload)?;
+        let endpoint = &entry.sub().notification.endpoint;
+        http::guard(&endpoint.uri, self.config.deny_private).await?;
+        let timeout = endpoint
+            .timeout
+            .map(|t| Duration::from_millis(t as u64))
+            .unwrap_or(Duration::from_millis(self.config.timeout_ms));
+        if endpoint.uri.starts_with("mqtt") {
+            mqtt::publish(&endpoint.uri, &prepared, timeout).await
+        } else {
+            http::send(&self.http, &endpoint.uri, &prepared, timeout).await
+        }
+    }
+
+    /// Queues a periodic notification with every entity the subscription selects now.
+    async fn periodic(self: Arc<Self>, entry: Arc<Entry>) {
+        let sub = entry.sub();
+        let mut found: Vec<Entity> = Vec::new();
+        let selectors = if sub.entities.is_empty() {
+            vec![Default::default()]
+        } else {
+            sub.entities.clone()
+        };
+        for sel in selectors {
+            let query = EntityQuery {
+                types: sel.r#type.clone().map(TypeExpr::Type),
+                ids: sel.id.clone().map(|i| vec![i]),
+                id_pattern: sel.id_pattern.clone(),
+                q: entry.compiled.q.clone(),
+                limit: MAX_LIMIT,
+                ..Default::default()
+            };
+            match self.store.query(&entry.tenant, &query).await {
+                Ok(page) => {
+                    for e in page.items {
+                        if !found.iter().any(|f| f.id == e.id) && entry.compiled.filters_pass(&e) {
+                            found.push(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(subscription = %sub.id, error = %e.detail, "periodic query failed");
+                    return;
+                }
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        if let Some(row) = self.index.periodic_row(&entry, found) {
+            match self.store.enqueue(vec![row]).await {
+                Ok(()) => self.index.wake.notify_one(),
+                Err(e) => {
+                    self.index.done(&entry.tenant, &sub.id);
+                    tracing::warn!(subscription = %sub.id, error = %e.detail, "cannot queue a periodic notification");
+                }
+            }
+        }
+    }
+}
+
+/// Builds the Notification (clause 5.3.1) for an outbox payload.
+pub fn prepare(entry: &Entry, payload: &str) -> Result<Prepared, String> {
+    let sub = entry.sub();
+    let parsed: Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let items: Vec<NotifiedEntity> = parsed
+        .get("data")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| format!("outbox payload: {e}"))?
+        .unwrap_or_default();
+    let accept = sub
+        .notification
+        .endpoint
+        .accept
+        .as_deref()
+        .unwrap_or("application/json");
+    let ld = accept == "application/ld+json";
+    let data: Vec<Value> = items
+        .iter()
+        .map(|ne| {
+            let mut m: Map<String, Value> = render_notified(ne, sub, &entry.ctx);
+            if ld {
+                m.insert("@context".into(), json!(sub.jsonld_context));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let body = json!({
+        "id": format!("urn:ngsi-ld:Notification:{}", uuid::Uuid::new_v4()),
+        "type": "Notification",
+        "subscriptionId": sub.id,
+        "notifiedAt": time::now(),
+        "data": data,
+    });
+    let mut headers: Vec<(String, String)> = sub
+        .notification
+        .endpoint
+        .receiver_info
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
+    if !entry.tenant.is_default() {
+        headers.push(("NGSILD-Tenant".into(), entry.tenant.as_str().to_string()));
+    }
+    Ok(Prepared {
+        body: body.to_string(),
+        content_type: if ld {
+            "application/ld+json"
+        } else {
+            "application/json"
+        },
+        link: (!ld).then(|| link_header_for_url(&sub.jsonld_context)),
+        headers,
+    })
+}
