@@ -73,6 +73,14 @@ async fn context_url(state: &State, ctx: &ActiveContext) -> Result<String> {
     }
 }
 
+/// A `jsonldContext` must be retrievable now (notifications are compacted with it):
+/// LdContextNotAvailable otherwise, even for a URL that looks like a core context.
+async fn usable_context(state: &State, url: &str) -> Result<String> {
+    state.contexts.docs.load(url).await?;
+    state.contexts.resolve(Some(&json!(url))).await?;
+    Ok(url.to_string())
+}
+
 fn body_object(value: Value) -> Result<Map<String, Value>> {
     match value {
         Value::Object(o) => Ok(o),
@@ -97,11 +105,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
     let mut sub = subscription::parse(&obj, &body.ctx, &now)?;
     sub.request_context = context_url(&state, &body.ctx).await?;
     sub.jsonld_context = match obj.get("jsonldContext").and_then(Value::as_str) {
-        Some(url) => {
-            // The context must be usable now: notifications are compacted with it.
-            state.contexts.resolve(Some(&json!(url))).await?;
-            url.to_string()
-        }
+        Some(url) => usable_context(&state, url).await?,
         None => sub.request_context.clone(),
     };
     let entry = state
@@ -211,6 +215,20 @@ async fn list(state: State, req: HttpRequest) -> Result<HttpResponse> {
     if count {
         b.insert_header(("NGSILD-Results-Count", total.to_string()));
     }
+    // Paging links (clause 5.5.9).
+    let page_link = |offset: usize, rel: &str| {
+        format!(
+            "<{}/subscriptions?limit={limit}&offset={offset}>;rel=\"{rel}\";type=\"{}\"",
+            super::BASE,
+            media.as_str()
+        )
+    };
+    if offset > 0 && limit > 0 {
+        b.append_header(("Link", page_link(offset.saturating_sub(limit), "prev")));
+    }
+    if limit > 0 && ((offset + limit) as u64) < total {
+        b.append_header(("Link", page_link(offset + limit, "next")));
+    }
     Ok(b.body(text))
 }
 
@@ -251,8 +269,7 @@ async fn update(
         next.request_context = context_url(&state, &body.ctx).await?;
     }
     if let Some(url) = fragment.get("jsonldContext").and_then(Value::as_str) {
-        state.contexts.resolve(Some(&json!(url))).await?;
-        next.jsonld_context = url.to_string();
+        next.jsonld_context = usable_context(&state, url).await?;
     }
     let entry = state
         .subscriptions

@@ -175,6 +175,11 @@ impl ContextDocuments {
         bundled::is_core_context(url)
     }
 
+    /// A core context this broker has a copy of (a version it knows).
+    pub fn is_known_core(&self, url: &str) -> bool {
+        self.is_core(url) && self.bundled(url).is_some()
+    }
+
     fn bundled(&self, url: &str) -> Option<Arc<Value>> {
         let https = url
             .strip_prefix("http://")

@@ -62,6 +62,25 @@ impl ContextResolver {
                 return Ok(self.core());
             }
         }
+        // Core contexts named in an array (any version) are the core context, which
+        // is always applied last: processing a second copy would redefine its
+        // protected terms.
+        if let Value::Array(items) = user {
+            if items
+                .iter()
+                .any(|i| i.as_str().is_some_and(|u| self.docs.is_known_core(u)))
+            {
+                let rest: Vec<Value> = items
+                    .iter()
+                    .filter(|i| !i.as_str().is_some_and(|u| self.docs.is_known_core(u)))
+                    .cloned()
+                    .collect();
+                if rest.is_empty() {
+                    return Ok(self.core());
+                }
+                return Box::pin(self.resolve(Some(&Value::Array(rest)))).await;
+            }
+        }
         let key = user.to_string();
         if let Some(hit) = self.cache.read().get(&key).cloned() {
             self.count_use(user);

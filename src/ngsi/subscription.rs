@@ -15,6 +15,7 @@ use super::q::{self, Expr};
 use super::render::{self, Format, RenderOptions};
 use super::scope::ScopeQuery;
 use super::time;
+use super::type_expr::TypeExpr;
 use crate::error::{NgsiError, Result};
 use crate::jsonld::ActiveContext;
 
@@ -39,6 +40,10 @@ pub struct EntitySelector {
     /// Expanded type IRI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
+    /// A type selector with operators (`A|B`, `A;B`, clause 4.17) as written; expanded
+    /// with the request context when compiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_query: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,13 +382,19 @@ fn parse_notification(v: Option<&Value>, ctx: &ActiveContext) -> Result<Notifica
             Some(_) => Err(bad(format!("notification.{name} must be true or false"))),
         }
     };
+    let show_changes = flag("showChanges")?;
+    if show_changes && format == "keyValues" {
+        return Err(bad(
+            "notification.showChanges cannot be used with the keyValues format (there is no previous value to show)",
+        ));
+    }
     Ok(NotificationParams {
         attributes,
         pick,
         omit,
         format,
         sys_attrs: flag("sysAttrs")?,
-        show_changes: flag("showChanges")?,
+        show_changes,
         endpoint: parse_endpoint(obj.get("endpoint"))?,
     })
 }
@@ -412,10 +423,14 @@ fn parse_selectors(v: &Value, ctx: &ActiveContext) -> Result<Vec<EntitySelector>
                 regex::Regex::new(p)
                     .map_err(|e| bad(format!("idPattern '{p}' is not a valid regex: {e}")))?;
             }
-            let r#type = match string_member(o, "type")? {
+            let (r#type, type_query) = match string_member(o, "type")? {
+                Some(t) if t.contains([',', '|', ';', '(', ')']) => {
+                    TypeExpr::parse(&t, ctx)?;
+                    (None, Some(t))
+                }
                 Some(t) => {
                     validate_type_name(&t)?;
-                    Some(ctx.expand(&t))
+                    (Some(ctx.expand(&t)), None)
                 }
                 None => return Err(bad("each item of entities must have a type")),
             };
@@ -423,6 +438,7 @@ fn parse_selectors(v: &Value, ctx: &ActiveContext) -> Result<Vec<EntitySelector>
                 id,
                 id_pattern,
                 r#type,
+                type_query,
             })
         })
         .collect()
@@ -539,7 +555,11 @@ pub fn parse(body: &Map<String, Value>, ctx: &ActiveContext, now: &str) -> Resul
     };
     let q = string_member(body, "q")?;
     if let Some(text) = &q {
-        q::parse(text).map_err(|e| bad(format!("invalid q: {}", e.detail)))?;
+        q::parse(&percent_decode(text)).map_err(|e| bad(format!("invalid q: {}", e.detail)))?;
+    }
+    if let Some(csf) = body.get("csf") {
+        let text = csf.as_str().ok_or_else(|| bad("csf must be a string"))?;
+        q::parse(text).map_err(|e| bad(format!("invalid csf: {}", e.detail)))?;
     }
     let geo_q = body.get("geoQ").map(|g| parse_geo_q(g, ctx)).transpose()?;
     let scope_q = string_member(body, "scopeQ")?;
@@ -618,6 +638,28 @@ pub fn parse(body: &Map<String, Value>, ctx: &ActiveContext, now: &str) -> Resul
     })
 }
 
+/// A q written URL-encoded (as in a query string) is read decoded.
+fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_string();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(Ok(b)) = text.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
 /// Members a PATCH cannot remove.
 const MANDATORY: &[&str] = &["id", "type", "notification"];
 
@@ -640,26 +682,6 @@ pub fn patch(
                 return Err(bad(format!("{k} is mandatory and cannot be removed")));
             }
             body.remove(k);
-            continue;
-        }
-        if k == "notification" {
-            // notification is merged member by member.
-            let mut merged = body
-                .get("notification")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let patch = v
-                .as_object()
-                .ok_or_else(|| bad("notification must be an object"))?;
-            for (nk, nv) in patch {
-                if nv.is_null() {
-                    merged.remove(nk);
-                } else {
-                    merged.insert(nk.clone(), nv.clone());
-                }
-            }
-            body.insert(k.clone(), Value::Object(merged));
             continue;
         }
         body.insert(k.clone(), v.clone());
@@ -717,6 +739,9 @@ pub fn render(
                 }
                 if let Some(t) = &e.r#type {
                     m.insert("type".into(), json!(ctx.compact(t)));
+                }
+                if let Some(t) = &e.type_query {
+                    m.insert("type".into(), json!(t));
                 }
                 Value::Object(m)
             })
@@ -812,8 +837,12 @@ pub fn render(
             && status.last_failure.as_deref() >= status.last_success.as_deref();
         nm.insert("status".into(), json!(if failed { "failed" } else { "ok" }));
     }
-    nm.insert("timesSent".into(), json!(status.times_sent));
-    nm.insert("timesFailed".into(), json!(status.times_failed));
+    if status.times_sent > 0 {
+        nm.insert("timesSent".into(), json!(status.times_sent));
+    }
+    if status.times_failed > 0 {
+        nm.insert("timesFailed".into(), json!(status.times_failed));
+    }
     for (k, v) in [
         ("lastNotification", &status.last_notification),
         ("lastSuccess", &status.last_success),
@@ -951,6 +980,8 @@ pub struct CompiledSubscription {
     pub sub: Subscription,
     pub q: Option<Expr>,
     patterns: Vec<Option<regex::Regex>>,
+    /// One per selector: its type selector, compiled.
+    pub types: Vec<Option<TypeExpr>>,
     geo: Option<GeoQuery>,
     scope: Option<ScopeQuery>,
 }
@@ -960,7 +991,7 @@ impl CompiledSubscription {
     pub fn compile(sub: Subscription, request_ctx: &ActiveContext) -> Result<Self> {
         let q = match &sub.q {
             Some(text) => {
-                let mut e = q::parse(text)?;
+                let mut e = q::parse(&percent_decode(text))?;
                 q::expand(&mut e, request_ctx);
                 Some(e)
             }
@@ -978,10 +1009,20 @@ impl CompiledSubscription {
             .map(|g| compile_geo_q(g, request_ctx))
             .transpose()?;
         let scope = sub.scope_q.as_deref().map(ScopeQuery::parse).transpose()?;
+        let types = sub
+            .entities
+            .iter()
+            .map(|e| match (&e.r#type, &e.type_query) {
+                (Some(t), _) => Ok(Some(TypeExpr::Type(t.clone()))),
+                (None, Some(q)) => TypeExpr::parse(q, request_ctx).map(Some),
+                (None, None) => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             sub,
             q,
             patterns,
+            types,
             geo,
             scope,
         })
@@ -996,11 +1037,25 @@ impl CompiledSubscription {
             .entities
             .iter()
             .zip(&self.patterns)
-            .any(|(sel, pat)| {
-                sel.r#type.as_ref().is_none_or(|t| e.has_type(t))
+            .zip(&self.types)
+            .any(|((sel, pat), ty)| {
+                ty.as_ref().is_none_or(|t| t.matches(&e.types))
                     && sel.id.as_ref().is_none_or(|id| *id == e.id)
                     && pat.as_ref().is_none_or(|p| p.is_match(&e.id))
             })
+    }
+
+    /// The types a write's entity must have for this subscription to possibly match;
+    /// `None` if any type may match (the index then always considers it).
+    pub fn index_types(&self) -> Option<Vec<String>> {
+        if self.types.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for t in &self.types {
+            out.extend(t.as_ref()?.as_alternatives()?);
+        }
+        Some(out)
     }
 
     /// True if the entity passes q, geoQ and scopeQ.
@@ -1070,43 +1125,69 @@ pub struct NotifiedEntity {
     pub deleted_at: Option<String>,
 }
 
-fn null_instance(kind: &str, dataset_id: Option<&str>) -> Attribute {
+/// The null instance a notification shows for a deleted one: same type, the null value,
+/// its system timestamps and `deletedAt`; with `datasetId` when only that instance went.
+fn null_instance(deleted: &Attribute, keep_dataset: bool, now: &str) -> Attribute {
+    let kind = kind_of(deleted);
     let mut a = Map::new();
     a.insert("type".into(), json!(kind));
-    let member = attribute::value_member(kind);
     let null = if kind == attribute::LANGUAGE_PROPERTY {
         json!({ "@none": NULL_URI })
     } else {
         json!(NULL_URI)
     };
-    a.insert(member.into(), null);
-    if let Some(d) = dataset_id {
-        a.insert("datasetId".into(), json!(d));
+    a.insert(attribute::value_member(&kind).into(), null);
+    if keep_dataset {
+        if let Some(d) = instance_key(deleted) {
+            a.insert("datasetId".into(), json!(d));
+        }
     }
+    for member in ["createdAt", "modifiedAt"] {
+        if let Some(v) = deleted.get(member) {
+            a.insert(member.into(), v.clone());
+        }
+    }
+    a.insert("deletedAt".into(), json!(now));
     a
 }
 
 pub fn notified_entity(
     before: Option<&Entity>,
     after: Option<&Entity>,
-    change: &Change,
+    _change: &Change,
     with_previous: bool,
     now: &str,
 ) -> Option<NotifiedEntity> {
     let base = after.or(before)?;
     let mut entity = base.clone();
-    let deleted_at = if after.is_none() {
+    let deleted_at = after.is_none().then(|| now.to_string());
+    if after.is_none() {
         entity.attrs.clear();
-        Some(now.to_string())
-    } else {
-        None
-    };
-    for (name, dataset_id, kind) in &change.deleted_instances {
-        entity
-            .attrs
-            .entry(name.clone())
-            .or_default()
-            .push(null_instance(kind, dataset_id.as_deref()));
+    }
+    if let Some(b) = before {
+        for (name, instances) in &b.attrs {
+            match after.and_then(|a| a.attrs.get(name)) {
+                // The whole attribute is gone: one null instance stands for it.
+                None => {
+                    if let Some(first) = instances.first() {
+                        entity
+                            .attrs
+                            .insert(name.clone(), vec![null_instance(first, false, now)]);
+                    }
+                }
+                Some(remaining) => {
+                    for i in instances {
+                        if !remaining.iter().any(|r| instance_key(r) == instance_key(i)) {
+                            entity
+                                .attrs
+                                .entry(name.clone())
+                                .or_default()
+                                .push(null_instance(i, true, now));
+                        }
+                    }
+                }
+            }
+        }
     }
     Some(NotifiedEntity {
         entity,
@@ -1123,13 +1204,25 @@ pub fn render_notified(
     ctx: &ActiveContext,
 ) -> Map<String, Value> {
     let mut entity = n.entity.clone();
+    let params = &sub.notification;
+    if n.deleted_at.is_some() && !params.show_changes {
+        // A deleted entity shows its watched attributes (as null), not all of them.
+        let watched = sub.watched_attributes.as_deref().unwrap_or_default();
+        entity.attrs.retain(|name, _| watched.contains(name));
+    }
+    if !params.sys_attrs {
+        for instances in entity.attrs.values_mut() {
+            for i in instances.iter_mut() {
+                i.remove("deletedAt");
+            }
+        }
+    }
     if let Some(ids) = &sub.dataset_id {
         for instances in entity.attrs.values_mut() {
             instances.retain(|i| instance_key(i).is_some_and(|d| ids.iter().any(|x| x == d)));
         }
         entity.attrs.retain(|_, v| !v.is_empty());
     }
-    let params = &sub.notification;
     let mut opts = RenderOptions {
         format: sub.format(),
         sys_attrs: params.sys_attrs,
@@ -1157,6 +1250,10 @@ pub fn render_notified(
         opts.omit = o.iter().cloned().collect();
     }
     let mut out = render::render_entity(&entity, ctx, &opts);
+    if opts.sys_attrs && opts.format == Format::KeyValues {
+        out.insert("createdAt".into(), json!(entity.created_at));
+        out.insert("modifiedAt".into(), json!(entity.modified_at));
+    }
     if let Some(d) = &n.deleted_at {
         out.insert("deletedAt".into(), json!(d));
     }

@@ -19,6 +19,9 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(16)
+        // Receivers that compare header names case-sensitively exist (the ETSI suite's
+        // mock among them): send them as written (`Link`, receiverInfo keys).
+        .http1_title_case_headers()
         .build()
         .unwrap_or_default()
 }

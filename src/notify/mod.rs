@@ -66,7 +66,7 @@ impl TenantIndex {
             if e.sub().time_interval.is_some() {
                 continue; // periodic only
             }
-            match e.sub().selected_types() {
+            match e.compiled.index_types() {
                 Some(types) => {
                     for t in types.into_iter().collect::<HashSet<_>>() {
                         self.by_type.entry(t).or_default().push(e.clone());

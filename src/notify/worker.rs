@@ -203,14 +203,19 @@ impl Worker {
     async fn periodic(self: Arc<Self>, entry: Arc<Entry>) {
         let sub = entry.sub();
         let mut found: Vec<Entity> = Vec::new();
-        let selectors = if sub.entities.is_empty() {
-            vec![Default::default()]
-        } else {
-            sub.entities.clone()
-        };
-        for sel in selectors {
+        let selectors: Vec<(crate::ngsi::subscription::EntitySelector, Option<TypeExpr>)> =
+            if sub.entities.is_empty() {
+                vec![Default::default()]
+            } else {
+                sub.entities
+                    .iter()
+                    .cloned()
+                    .zip(entry.compiled.types.iter().cloned())
+                    .collect()
+            };
+        for (sel, types) in selectors {
             let query = EntityQuery {
-                types: sel.r#type.clone().map(TypeExpr::Type),
+                types,
                 ids: sel.id.clone().map(|i| vec![i]),
                 id_pattern: sel.id_pattern.clone(),
                 q: entry.compiled.q.clone(),
