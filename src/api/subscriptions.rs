@@ -156,12 +156,30 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
         &time::now(),
         sys_attrs(&params)?,
     );
-    response::json(
-        StatusCode::OK,
-        media,
-        &ctx,
-        &response::with_context(body, media, &ctx),
-    )
+    let text = serde_json::to_string(&response::with_context(body, media, &ctx))
+        .map_err(NgsiError::internal)?;
+    let mut b = response::builder(StatusCode::OK, media, &ctx);
+    if let Some(version) = preferred_version(&req) {
+        b.insert_header(("Preference-Applied", format!("ngsi-ld={version}")));
+    }
+    Ok(b.body(text))
+}
+
+/// The `ngsi-ld=<version>` preference of a `Prefer` header (RFC 7240), if any. A
+/// subscription has no version fallbacks (4.3.6.8): it is served as it is, and the
+/// preference is acknowledged.
+fn preferred_version(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all("Prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|pref| {
+            let first = pref.split(';').next()?.trim();
+            let (name, value) = first.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("ngsi-ld")
+                .then(|| value.trim().trim_matches('"').to_string())
+        })
 }
 
 fn number_param(params: &HashMap<String, String>, name: &str, default: usize) -> Result<usize> {

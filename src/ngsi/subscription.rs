@@ -1250,6 +1250,22 @@ pub fn render_notified(
         opts.omit = o.iter().cloned().collect();
     }
     let mut out = render::render_entity(&entity, ctx, &opts);
+    if opts.format == Format::KeyValues {
+        // Several instances in keyValues: a `dataset` map by datasetId (`@none` for the
+        // default instance).
+        for (name, instances) in &entity.attrs {
+            let key = ctx.compact(name);
+            if instances.len() < 2 || !out.contains_key(&key) {
+                continue;
+            }
+            let mut by_dataset = Map::new();
+            for i in instances {
+                let id = instance_key(i).unwrap_or("@none").to_string();
+                by_dataset.insert(id, render::render_attribute(i, ctx, &opts));
+            }
+            out.insert(key, json!({ "dataset": by_dataset }));
+        }
+    }
     if opts.sys_attrs && opts.format == Format::KeyValues {
         out.insert("createdAt".into(), json!(entity.created_at));
         out.insert("modifiedAt".into(), json!(entity.modified_at));
