@@ -197,6 +197,14 @@ impl SubscriptionIndex {
         Ok(())
     }
 
+    /// True if some notification may be queued (the worker skips the outbox otherwise).
+    pub fn has_pending(&self) -> bool {
+        self.states
+            .lock()
+            .values()
+            .any(|s| s.pending.load(Ordering::Relaxed) > 0)
+    }
+
     /// A notification of this subscription left the outbox.
     pub fn done(&self, tenant: &Tenant, id: &str) {
         if let Some(s) = self.states.lock().get(&(tenant.clone(), id.to_string())) {

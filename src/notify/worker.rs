@@ -79,11 +79,16 @@ impl Worker {
             tracing::error!(error = %e.detail, "cannot resume queued notifications");
         }
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut rounds: u64 = 0;
         loop {
+            rounds += 1;
+            // The in-memory counts say whether anything is queued; every few seconds the
+            // outbox is looked at anyway, in case they drifted.
+            let look = self.index.has_pending() || rounds % 20 == 0;
             while tasks.try_join_next().is_some() {}
             let mut full_batch = false;
             let free = self.global.available_permits();
-            if free > 0 && !cancel.is_cancelled() {
+            if free > 0 && !cancel.is_cancelled() && look {
                 match self
                     .store
                     .claim(now_ms(), self.config.lease_ms(), free)
