@@ -47,7 +47,7 @@ mod representations;
 mod subscriptions;
 #[path = "integration/temporal.rs"]
 mod temporal;
-#[path = "integration/tenancy.rs"]
-mod tenancy;
 #[path = "integration/temporal_paging.rs"]
 mod temporal_paging;
+#[path = "integration/tenancy.rs"]
+mod tenancy;

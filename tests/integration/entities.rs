@@ -423,7 +423,11 @@ async fn transient_entity_expires() {
     }))
     .await;
     // expiresAt is a system member: shown with sysAttrs only (ETSI 6311_01).
-    let e = api.get(&format!("{}?options=sysAttrs", ent(&id))).await.expect(200).json();
+    let e = api
+        .get(&format!("{}?options=sysAttrs", ent(&id)))
+        .await
+        .expect(200)
+        .json();
     assert_datetime(&e["expiresAt"]);
     assert!(api.entity(&id).await.get("expiresAt").is_none());
     // Poll (with a deadline) until it is gone.

@@ -1704,11 +1704,11 @@ async fn bad_temporal_queries_are_400_with_a_clear_detail() {
     let e = "2024-01-02T00:00:00Z";
     let cases: Vec<(String, &[&str])> = vec![
         (
-            format!("timerel=after&timeAt=yesterday"),
+            "timerel=after&timeAt=yesterday".to_string(),
             &["timeAt", "yesterday"],
         ),
         (
-            format!("timerel=after&timeAt=2024-13-45T99:00:00Z"),
+            "timerel=after&timeAt=2024-13-45T99:00:00Z".to_string(),
             &["timeAt"],
         ),
         (
@@ -1718,28 +1718,28 @@ async fn bad_temporal_queries_are_400_with_a_clear_detail() {
         (format!("timerel=between&timeAt={t}"), &["endTimeAt"]),
         (format!("timerel=during&timeAt={t}"), &["timerel", "during"]),
         ("timerel=after".to_string(), &["timeAt"]),
-        (format!("lastN=0"), &["lastN"]),
-        (format!("lastN=-1"), &["lastN"]),
-        (format!("lastN=1.5"), &["lastN"]),
-        (format!("lastN=many"), &["lastN"]),
+        ("lastN=0".to_string(), &["lastN"]),
+        ("lastN=-1".to_string(), &["lastN"]),
+        ("lastN=1.5".to_string(), &["lastN"]),
+        ("lastN=many".to_string(), &["lastN"]),
         (
-            format!("options=aggregatedValues&aggrMethods=median"),
+            "options=aggregatedValues&aggrMethods=median".to_string(),
             &["median"],
         ),
         (
-            format!("options=aggregatedValues&aggrMethods=avg,mode"),
+            "options=aggregatedValues&aggrMethods=avg,mode".to_string(),
             &["mode"],
         ),
         (
-            format!("options=aggregatedValues&aggrMethods=avg&aggrPeriodDuration=P1X"),
+            "options=aggregatedValues&aggrMethods=avg&aggrPeriodDuration=P1X".to_string(),
             &["P1X"],
         ),
         (
-            format!("options=aggregatedValues&aggrMethods=avg&aggrPeriodDuration=daily"),
+            "options=aggregatedValues&aggrMethods=avg&aggrPeriodDuration=daily".to_string(),
             &["daily"],
         ),
         (
-            format!("aggrMethods=avg&aggrPeriodDuration=P1D"),
+            "aggrMethods=avg&aggrPeriodDuration=P1D".to_string(),
             &["aggregatedValues"],
         ),
         (
