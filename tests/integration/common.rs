@@ -198,6 +198,33 @@ impl TestServer {
         }
     }
 
+    /// Asks the broker to stop (SIGTERM) and waits up to `timeout` for it to exit;
+    /// returns its exit status, or `None` if it was still running (then it is killed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        status
+    }
+
     /// Starts the broker again on the same data directory (on a new port).
     pub fn restart(&mut self) {
         self.kill9();

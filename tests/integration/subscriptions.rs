@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
     stopped: Arc<AtomicBool>,
+    /// How long the receiver waits before answering, in ms.
+    delay_ms: Arc<AtomicU64>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -50,6 +52,7 @@ impl Receiver {
             received: Arc::new(Mutex::new(Vec::new())),
             status: Arc::new(AtomicU16::new(200)),
             stopped: Arc::new(AtomicBool::new(false)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
             task: Arc::new(Mutex::new(None)),
         };
         r.serve(listener);
@@ -59,6 +62,7 @@ impl Receiver {
     fn serve(&self, listener: TcpListener) {
         let (received, status) = (self.received.clone(), self.status.clone());
         let stopped = self.stopped.clone();
+        let delay = self.delay_ms.clone();
         let handle = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -66,6 +70,7 @@ impl Receiver {
                 };
                 let (received, status) = (received.clone(), status.clone());
                 let stopped = stopped.clone();
+                let delay = delay.clone();
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut reader = BufReader::new(read);
@@ -101,10 +106,23 @@ impl Receiver {
                             return; // a stopped receiver hangs up without answering
                         }
                         let code = status.load(Ordering::SeqCst);
+                        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let wait = delay.load(Ordering::SeqCst);
+                        if wait > 0 {
+                            // Seen (arrived) now, answered later.
+                            received.lock().expect("lock").push(Received {
+                                path: path.clone(),
+                                headers: headers.clone(),
+                                body: body.clone(),
+                                status: 0,
+                            });
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
+                            received.lock().expect("lock").retain(|r| r.status != 0);
+                        }
                         received.lock().expect("lock").push(Received {
                             path,
                             headers,
-                            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                            body,
                             status: code,
                         });
                         let reply = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\n\r\n");
@@ -120,6 +138,11 @@ impl Receiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Makes the receiver wait this long before answering.
+    pub fn set_delay(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     pub fn set_status(&self, code: u16) {
@@ -141,7 +164,7 @@ impl Receiver {
     pub fn ok(&self, path: &str) -> Vec<Received> {
         self.on(path)
             .into_iter()
-            .filter(|r| r.status < 300)
+            .filter(|r| (200..300).contains(&r.status))
             .collect()
     }
 
@@ -1058,6 +1081,42 @@ async fn pending_notifications_survive_kill_9() {
         .expect(204);
     let n = rx.wait_ok("/durable", 2).await;
     assert_eq!(data0(n.last().expect("last"))["pressure"]["value"], 8);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_deliveries_in_flight() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = TestServer::start_in(dir.path(), &[]);
+    let api = server.api();
+    let rx = Receiver::start().await;
+    rx.set_delay(1500);
+    subscribe(&api, &sub("Crane", &rx.url("/slow"))).await;
+    let id = uid("Crane");
+    api.create(&json!({ "id": id, "type": "Crane", "load": 3 }))
+        .await;
+    // The notification is in flight (arrived, not answered yet): stop the broker.
+    rx.wait_any("/slow", 1).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(Duration::from_secs(20));
+        (server, status)
+    })
+    .await
+    .expect("join");
+    let (mut server, status) = status;
+    let status = status.expect("the broker stopped on SIGTERM within 20 s");
+    assert!(status.success(), "clean exit, got {status:?}");
+    // It waited for the answer: the delivery was completed, and recorded as done, so
+    // a restart sends nothing again.
+    assert_eq!(rx.ok("/slow").len(), 1);
+    rx.set_delay(0);
+    server.restart();
+    let api = Api::new(&server.base_url, api.tenant.clone());
+    api.patch(&format!("/entities/{id}/attrs"), &json!({ "load": 4 }))
+        .await
+        .expect(204);
+    let n = rx.wait_ok("/slow", 2).await;
+    assert_eq!(n.len(), 2, "no duplicate of the first notification");
+    assert_eq!(data0(&n[1])["load"]["value"], 4);
 }
 
 #[tokio::test]
