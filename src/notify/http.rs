@@ -13,6 +13,8 @@ pub struct Prepared {
     pub link: Option<String>,
     /// receiverInfo and NGSILD-Tenant.
     pub headers: Vec<(String, String)>,
+    /// notifierInfo: settings of the binding (`MQTT-QoS`, `MQTT-Version`).
+    pub notifier: Vec<(String, String)>,
 }
 
 pub fn client() -> reqwest::Client {

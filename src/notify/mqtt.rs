@@ -1,7 +1,7 @@
 //! MQTT notifications (clause 7.3 binding): the Notification is published, wrapped as
 //! `{"metadata": {headers}, "body": notification}`, on the topic named by the endpoint
-//! URI's path (`mqtt://host:port/topic`), with QoS 1 unless receiverInfo says
-//! `MQTT-QoS`. One connection per notification: simple and robust; an MQTT broker is
+//! URI's path (`mqtt://host:port/topic`), with QoS 1 unless notifierInfo (or
+//! receiverInfo) says `MQTT-QoS`. One connection per notification: simple and robust; an MQTT broker is
 //! usually local and connections are cheap.
 
 use std::time::Duration;
@@ -41,19 +41,23 @@ async fn publish_inner(uri: &str, p: &Prepared) -> Result<(), String> {
     if let Some(link) = &p.link {
         metadata.insert("Link".into(), json!(link));
     }
-    for (k, v) in &p.headers {
+    let binding =
+        |k: &str| k.eq_ignore_ascii_case("MQTT-QoS") || k.eq_ignore_ascii_case("MQTT-Version");
+    // Binding settings come from notifierInfo (receiverInfo is accepted too); the other
+    // receiverInfo entries travel as metadata.
+    for (k, v) in p.headers.iter().chain(&p.notifier) {
         if k.eq_ignore_ascii_case("MQTT-QoS") {
             qos = match v.as_str() {
                 "0" => QoS::AtMostOnce,
                 "2" => QoS::ExactlyOnce,
                 _ => QoS::AtLeastOnce,
             };
-            continue;
         }
-        if k.eq_ignore_ascii_case("MQTT-Version") {
-            continue;
+    }
+    for (k, v) in &p.headers {
+        if !binding(k) {
+            metadata.insert(k.clone(), json!(v));
         }
-        metadata.insert(k.clone(), json!(v));
     }
     let body: Value = serde_json::from_str(&p.body).unwrap_or(Value::Null);
     let message = json!({ "metadata": metadata, "body": body }).to_string();

@@ -310,5 +310,12 @@ pub fn prepare(entry: &Entry, payload: &str) -> Result<Prepared, String> {
         },
         link: (!ld).then(|| link_header_for_url(&sub.jsonld_context)),
         headers,
+        notifier: sub
+            .notification
+            .endpoint
+            .notifier_info
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect(),
     })
 }

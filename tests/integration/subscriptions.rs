@@ -1238,6 +1238,10 @@ async fn mqtt_notifications_reach_mosquitto() {
     );
     s["notification"]["endpoint"]["receiverInfo"] =
         json!([{ "key": "X-Site", "value": "calanques" }]);
+    s["notification"]["endpoint"]["notifierInfo"] = json!([
+        { "key": "MQTT-QoS", "value": "1" },
+        { "key": "MQTT-Version", "value": "mqtt3.1.1" }
+    ]);
     subscribe(&api, &s).await;
     let id = uid("Beacon");
     api.create(&json!({ "id": id, "type": "Beacon", "battery": 0.9 }))
@@ -1250,6 +1254,10 @@ async fn mqtt_notifications_reach_mosquitto() {
     assert_eq!(msg["body"]["data"][0]["id"], id);
     assert_eq!(msg["body"]["data"][0]["battery"]["value"], 0.9);
     assert_eq!(msg["metadata"]["X-Site"], "calanques");
+    assert!(
+        msg["metadata"].get("MQTT-QoS").is_none(),
+        "notifierInfo configures the binding, it is not metadata"
+    );
     assert!(msg["metadata"]["Content-Type"]
         .as_str()
         .is_some_and(|c| c.starts_with("application/json")));
