@@ -676,6 +676,8 @@ pub fn patch(
         }
     }
     let mut body = render(current, &DeliveryStatus::default(), ctx, now, false);
+    // Kept from the current subscription unless the fragment names another one.
+    body.remove("jsonldContext");
     for (k, v) in fragment {
         if v.is_null() || v.as_str() == Some(NULL_URI) {
             if MANDATORY.contains(&k.as_str()) {
@@ -1328,5 +1330,135 @@ fn add_previous(out: &mut Map<String, Value>, entity: &Entity, prev: &Entity, ct
                 obj.insert(previous_member(&kind).into(), old);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ActiveContext {
+        ActiveContext::new(Vec::new(), None, Value::Null)
+    }
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn entity(attrs: Value) -> Entity {
+        serde_json::from_value(json!({
+            "id": "urn:ngsi-ld:T:1", "type": ["https://example.org/T"],
+            "createdAt": "2024-01-01T00:00:00.000000Z", "modifiedAt": "2024-01-01T00:00:00.000000Z",
+            "attrs": attrs
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const NOW: &str = "2024-06-01T00:00:00.000000Z";
+
+    #[test]
+    fn defaults_and_validation() {
+        let s = parse(
+            &body(
+                json!({ "type": "Subscription", "entities": [{ "type": "T" }],
+                          "notification": { "endpoint": { "uri": "http://h/n" } } }),
+            ),
+            &ctx(),
+            NOW,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.id.starts_with("urn:ngsi-ld:Subscription:"));
+        assert_eq!(s.notification_trigger, DEFAULT_TRIGGERS);
+        assert!(s.is_active);
+        assert_eq!(s.notification.format, "normalized");
+        assert_eq!(s.status(NOW), "active");
+        for bad_body in [
+            json!({ "type": "Subscription", "entities": [{ "type": "T" }], "notification": { "endpoint": { "uri": "mailto:a@b" } } }),
+            json!({ "type": "Subscription", "entities": [{ "type": "T" }], "timeInterval": 0, "notification": { "endpoint": { "uri": "http://h/n" } } }),
+            json!({ "type": "Subscription", "entities": [{ "type": "T" }], "notification": { "format": "keyValues", "showChanges": true, "endpoint": { "uri": "http://h/n" } } }),
+            json!({ "type": "Subscription", "entities": [{ "type": "T" }], "notification": { "attributes": ["a"], "pick": ["b"], "endpoint": { "uri": "http://h/n" } } }),
+        ] {
+            assert!(
+                parse(&body(bad_body.clone()), &ctx(), NOW).is_err(),
+                "{bad_body}"
+            );
+        }
+    }
+
+    #[test]
+    fn patch_replaces_members_and_keeps_identity() {
+        let s = parse(
+            &body(json!({ "id": "urn:x:s", "type": "Subscription", "entities": [{ "type": "T" }], "q": "a>1",
+                          "notification": { "format": "keyValues", "endpoint": { "uri": "http://h/n" } } })),
+            &ctx(),
+            NOW,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let later = "2024-06-02T00:00:00.000000Z";
+        let p = patch(
+            &s,
+            &body(json!({ "isActive": false, "q": null })),
+            &ctx(),
+            later,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.id, "urn:x:s");
+        assert_eq!(p.created_at, NOW);
+        assert_eq!(p.modified_at, later);
+        assert_eq!(p.status(later), "paused");
+        assert!(p.q.is_none());
+        assert_eq!(p.notification.format, "keyValues");
+        // notification is replaced as a whole: without an endpoint it is invalid.
+        assert!(patch(
+            &s,
+            &body(json!({ "notification": { "format": "normalized" } })),
+            &ctx(),
+            later
+        )
+        .is_err());
+        assert!(patch(&s, &body(json!({ "notification": null })), &ctx(), later).is_err());
+    }
+
+    #[test]
+    fn changes_and_null_instances() {
+        let before = entity(json!({
+            "https://example.org/a": [{ "type": "Property", "value": 1 }],
+            "https://example.org/b": [{ "type": "Property", "value": 1 },
+                                      { "type": "Property", "value": 2, "datasetId": "urn:ds:2" }],
+            "https://example.org/c": [{ "type": "Relationship", "object": "urn:x:o" }]
+        }));
+        let after = entity(json!({
+            "https://example.org/a": [{ "type": "Property", "value": 5 }],
+            "https://example.org/b": [{ "type": "Property", "value": 1 }],
+            "https://example.org/d": [{ "type": "Property", "value": 0 }]
+        }));
+        let c = derive_change(Some(&before), Some(&after));
+        assert!(c.updated.contains("https://example.org/a"));
+        assert!(c.created.contains("https://example.org/d"));
+        assert!(
+            c.deleted.contains("https://example.org/b")
+                && c.deleted.contains("https://example.org/c")
+        );
+        let n = notified_entity(Some(&before), Some(&after), &c, true, NOW)
+            .unwrap_or_else(|| panic!("none"));
+        let b = &n.entity.attrs["https://example.org/b"];
+        assert_eq!(
+            b.len(),
+            2,
+            "the remaining instance and the deleted one as null"
+        );
+        assert_eq!(b[1]["value"], NULL_URI);
+        assert_eq!(b[1]["datasetId"], "urn:ds:2");
+        let gone = &n.entity.attrs["https://example.org/c"];
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0]["object"], NULL_URI);
+        assert!(n.previous.is_some());
+
+        let deleted = derive_change(Some(&before), None);
+        assert!(deleted.entity_deleted);
+        let n = notified_entity(Some(&before), None, &deleted, false, NOW)
+            .unwrap_or_else(|| panic!("none"));
+        assert_eq!(n.deleted_at.as_deref(), Some(NOW));
+        assert!(n.entity.attrs.values().all(|i| i.len() == 1));
     }
 }
