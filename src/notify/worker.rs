@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +28,8 @@ const POLL: Duration = Duration::from_millis(250);
 /// How long a notification whose endpoint is saturated waits before it is handed out
 /// again.
 const DEFER_MS: i64 = 50;
+/// How long a notification waits for a free slot at its endpoint before it is deferred.
+const ENDPOINT_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Worker {
     store: SharedStore,
@@ -36,6 +38,8 @@ pub struct Worker {
     http: reqwest::Client,
     global: Arc<Semaphore>,
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Attempts are recorded in batches, by one task.
+    reports: mpsc::UnboundedSender<DeliveryReport>,
 }
 
 fn now_ms() -> i64 {
@@ -49,6 +53,8 @@ pub fn spawn(
     config: NotifyConfig,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let (reports, pending_reports) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record_attempts(store.clone(), pending_reports));
     let worker = Arc::new(Worker {
         store,
         index,
@@ -56,8 +62,32 @@ pub fn spawn(
         config,
         http: http::client(),
         endpoints: Mutex::new(HashMap::new()),
+        reports,
     });
-    tokio::spawn(worker.run(cancel))
+    tokio::spawn(async move {
+        worker.run(cancel).await;
+        // The last sender goes with the worker: the recorder writes what is left, then
+        // ends.
+        if let Err(e) = recorder.await {
+            tracing::error!(error = %e, "the notification recorder failed");
+        }
+    })
+}
+
+/// Records delivery attempts, many per transaction.
+async fn record_attempts(store: SharedStore, mut rx: mpsc::UnboundedReceiver<DeliveryReport>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.finish(batch).await {
+            tracing::error!(error = %e.detail, "cannot record notification attempts; they will be retried");
+        }
+    }
 }
 
 /// The key deliveries to one endpoint share a concurrency limit under.
@@ -144,8 +174,13 @@ impl Worker {
             },
             Some(entry) => {
                 let uri = entry.sub().notification.endpoint.uri.clone();
-                match self.endpoint_limit(&uri).try_acquire_owned() {
-                    Err(_) => DeliveryOutcome::Defer {
+                // Wait a little for a slot at the endpoint; a saturated (slow or dead)
+                // endpoint sends the notification back to the queue instead of holding
+                // a delivery slot for long.
+                let limit = self.endpoint_limit(&uri);
+                let slot = tokio::time::timeout(ENDPOINT_WAIT, limit.acquire_owned()).await;
+                match slot.ok().and_then(Result::ok).ok_or(()) {
+                    Err(()) => DeliveryOutcome::Defer {
                         at_ms: now_ms() + DEFER_MS,
                     },
                     Ok(_endpoint_permit) => match self.attempt(&entry, &n.payload).await {
@@ -184,8 +219,8 @@ impl Worker {
             outcome,
             at: time::now(),
         };
-        if let Err(e) = self.store.finish(vec![report]).await {
-            tracing::error!(error = %e.detail, "cannot record a notification attempt; it will be retried");
+        if self.reports.send(report).is_err() {
+            tracing::error!("the notification recorder has stopped; the attempt will be retried");
         }
     }
 

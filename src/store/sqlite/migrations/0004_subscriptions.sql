@@ -26,5 +26,6 @@ CREATE TABLE outbox (
     lease_until_ms  INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT
 );
-CREATE INDEX outbox_due ON outbox (next_attempt_ms, seq);
+-- The worker scans in seq order (rowid) and stops after a batch: no index on the
+-- due time, which would make every claim sort the whole queue.
 CREATE INDEX outbox_order ON outbox (tenant, subscription_id, entity_id, seq);
