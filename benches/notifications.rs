@@ -3,8 +3,7 @@
 //! write-to-receive latency (p50/p99), all on loopback.
 //!
 //! `cargo bench --bench notifications [-- --updates N --concurrency C --subscriptions S]`
-//! Uses `CALANQUE_BIN` (default `target/release/calanque`, built with
-//! `cargo build --release` first).
+//! Runs the broker cargo built with the bench (or `CALANQUE_BIN`).
 //!
 //! Workload: S entity types with one entity and one subscription each, so every update
 //! matches exactly one subscription, which the index finds by type among the S. Updates
@@ -50,7 +49,8 @@ impl Drop for Broker {
 }
 
 fn start_broker() -> Broker {
-    let bin = std::env::var("CALANQUE_BIN").unwrap_or_else(|_| "target/release/calanque".into());
+    let bin = std::env::var("CALANQUE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_calanque").to_string());
     let dir = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
