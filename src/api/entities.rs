@@ -226,6 +226,35 @@ fn existing(current: Option<Entity>, id: &str, wanted_type: Option<&str>) -> Res
     }
 }
 
+/// Applies `change` to the stored entity (404 if it is absent or not of the `type`
+/// selector) and stores the result; with `keep_unchanged`, a change that updated nothing
+/// leaves the entity as it was.
+async fn modify(
+    state: &State,
+    tenant: &Tenant,
+    id: String,
+    wanted_type: Option<String>,
+    now: String,
+    keep_unchanged: bool,
+    change: impl FnOnce(&mut Entity, &str) -> Result<UpdateReport> + Send + 'static,
+) -> Result<WriteResult> {
+    let target = id.clone();
+    write_one(
+        state,
+        tenant,
+        WriteOp::new(target, move |current| {
+            let mut e = existing(current, &id, wanted_type.as_deref())?;
+            let report = change(&mut e, &now)?;
+            if keep_unchanged && report.updated.is_empty() {
+                Ok(Effect::Keep(report))
+            } else {
+                Ok(Effect::Put(e, report))
+            }
+        }),
+    )
+    .await
+}
+
 /// The expanded `type` selector of a write request, if any.
 fn type_selector(params: &HashMap<String, String>, ctx: &ActiveContext) -> Option<String> {
     params.get("type").map(|t| ctx.expand(t))
@@ -422,15 +451,17 @@ async fn replace(
             "the id in the body differs from the id in the URL",
         ));
     }
-    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
-    write_one(
+    modify(
         &state,
         &w.tenant,
-        WriteOp::new(w.id, move |current| {
-            let mut e = existing(current, &id, wanted.as_deref())?;
-            operations::replace(&mut e, fragment, &now);
-            Ok(Effect::Put(e, UpdateReport::default()))
-        }),
+        w.id,
+        w.wanted_type,
+        w.now,
+        false,
+        move |e, now| {
+            operations::replace(e, fragment, now);
+            Ok(UpdateReport::default())
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -465,15 +496,17 @@ async fn merge(
             "the id in the body differs from the id in the URL",
         ));
     }
-    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
-    write_one(
+    modify(
         &state,
         &w.tenant,
-        WriteOp::new(w.id, move |current| {
-            let mut e = existing(current, &id, wanted.as_deref())?;
-            let report = operations::merge(&mut e, fragment, &now);
-            Ok(Effect::Put(e, report))
-        }),
+        w.id,
+        w.wanted_type,
+        w.now,
+        false,
+        move |e, now| {
+            let report = operations::merge(e, fragment, now);
+            Ok(report)
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -530,15 +563,17 @@ async fn append_attrs(
             "the id in the body differs from the id in the URL",
         ));
     }
-    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
-    let result = write_one(
+    let result = modify(
         &state,
         &w.tenant,
-        WriteOp::new(w.id, move |current| {
-            let mut e = existing(current, &id, wanted.as_deref())?;
-            let report = operations::append(&mut e, fragment, no_overwrite, &now);
-            Ok(Effect::Put(e, report))
-        }),
+        w.id,
+        w.wanted_type,
+        w.now,
+        false,
+        move |e, now| {
+            let report = operations::append(e, fragment, no_overwrite, now);
+            Ok(report)
+        },
     )
     .await?;
     report_response(&result.report, &w.body.ctx)
@@ -560,19 +595,17 @@ async fn update_attrs(
     if fragment.attrs.is_empty() && fragment.types.is_empty() && fragment.scope.is_none() {
         return Err(NgsiError::bad_data("the body has no attribute to update"));
     }
-    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
-    let result = write_one(
+    let result = modify(
         &state,
         &w.tenant,
-        WriteOp::new(w.id, move |current| {
-            let mut e = existing(current, &id, wanted.as_deref())?;
-            let report = operations::update(&mut e, fragment, &now);
-            if report.updated.is_empty() {
-                Ok(Effect::Keep(report))
-            } else {
-                Ok(Effect::Put(e, report))
-            }
-        }),
+        w.id,
+        w.wanted_type,
+        w.now,
+        true,
+        move |e, now| {
+            let report = operations::update(e, fragment, now);
+            Ok(report)
+        },
     )
     .await?;
     report_response(&result.report, &w.body.ctx)
@@ -605,15 +638,17 @@ async fn patch_attr(
     let patch = instances
         .pop()
         .ok_or_else(|| NgsiError::bad_data("the body has no attribute"))?;
-    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
-    write_one(
+    modify(
         &state,
         &w.tenant,
-        WriteOp::new(w.id, move |current| {
-            let mut e = existing(current, &id, wanted.as_deref())?;
-            operations::patch_attribute(&mut e, &name, patch, explicit_type.as_deref(), &now)?;
-            Ok(Effect::Put(e, UpdateReport::default()))
-        }),
+        w.id,
+        w.wanted_type,
+        w.now,
+        false,
+        move |e, now| {
+            operations::patch_attribute(e, &name, patch, explicit_type.as_deref(), now)?;
+            Ok(UpdateReport::default())
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -629,15 +664,17 @@ async fn replace_attr(
     let (_, attr) = attr_path(&path, &w.body.ctx)?;
     let name = w.body.ctx.expand(&attr);
     let instances = attribute::parse(&attr, &w.body.value, &w.body.ctx, &w.now, Mode::Create)?;
-    let (id, wanted, now) = (w.id.clone(), w.wanted_type, w.now);
-    write_one(
+    modify(
         &state,
         &w.tenant,
-        WriteOp::new(w.id, move |current| {
-            let mut e = existing(current, &id, wanted.as_deref())?;
-            operations::replace_attribute(&mut e, &name, instances, &now)?;
-            Ok(Effect::Put(e, UpdateReport::default()))
-        }),
+        w.id,
+        w.wanted_type,
+        w.now,
+        false,
+        move |e, now| {
+            operations::replace_attribute(e, &name, instances, now)?;
+            Ok(UpdateReport::default())
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
