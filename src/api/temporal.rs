@@ -196,36 +196,31 @@ fn number(params: &HashMap<String, String>, name: &str, default: usize) -> Resul
 
 /// The entity selection and paging of a temporal request.
 fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<TemporalSelection> {
-    let mut sel = TemporalSelection {
-        limit: number(params, "limit", DEFAULT_LIMIT)?,
-        offset: number(params, "offset", 0)?,
-        ..Default::default()
-    };
-    if sel.limit > MAX_LIMIT {
+    let limit = number(params, "limit", DEFAULT_LIMIT)?;
+    if limit > MAX_LIMIT {
         return Err(NgsiError::new(
             ErrorKind::TooManyResults,
             format!("limit must not exceed {MAX_LIMIT}"),
         ));
     }
-    if let Some(types) = list(params, "type") {
-        sel.types = Some(types.iter().map(|t| ctx.expand(t)).collect());
-    }
-    if let Some(ids) = list(params, "id") {
-        for id in &ids {
-            validate_uri(id, "entity id")?;
-        }
-        sel.ids = Some(ids);
-    }
-    if let Some(p) = params.get("idPattern") {
-        regex::Regex::new(p).map_err(|e| {
-            NgsiError::bad_data(format!("idPattern is not a valid regular expression: {e}"))
-        })?;
-        sel.id_pattern = Some(p.clone());
-    }
-    if let Some(attrs) = list(params, "attrs") {
-        sel.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
-    }
-    Ok(sel)
+    // The entity part is the entity query's (same parameters, same validation).
+    let q = super::entity_query::selection(params, ctx)?;
+    let types = match &q.types {
+        Some(expr) => Some(expr.as_alternatives().ok_or_else(|| {
+            NgsiError::unsupported(
+                "temporal queries take a list of types (A,B), not ';' combinations",
+            )
+        })?),
+        None => None,
+    };
+    Ok(TemporalSelection {
+        types,
+        ids: q.ids,
+        id_pattern: q.id_pattern,
+        attrs: list(params, "attrs").map(|a| a.iter().map(|n| ctx.expand(n)).collect()),
+        limit,
+        offset: number(params, "offset", 0)?,
+    })
 }
 
 async fn respond(
