@@ -226,6 +226,16 @@ fn existing(current: Option<Entity>, id: &str, wanted_type: Option<&str>) -> Res
     }
 }
 
+/// An `id` in a write body must name the entity of the URL.
+fn same_id(fragment: &crate::ngsi::EntityFragment, url_id: &str) -> Result<()> {
+    match &fragment.id {
+        Some(id) if id != url_id => Err(NgsiError::bad_data(
+            "the id in the body differs from the id in the URL",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Applies `change` to the stored entity (404 if it is absent or not of the `type`
 /// selector) and stores the result; with `keep_unchanged`, a change that updated nothing
 /// leaves the entity as it was.
@@ -446,11 +456,7 @@ async fn replace(
         &w.now,
         BodyKind::Replacement,
     )?;
-    if fragment.id.as_ref().is_some_and(|b| *b != w.id) {
-        return Err(NgsiError::bad_data(
-            "the id in the body differs from the id in the URL",
-        ));
-    }
+    same_id(&fragment, &w.id)?;
     modify(
         &state,
         &w.tenant,
@@ -491,11 +497,7 @@ async fn merge(
         &w.now,
         BodyKind::Fragment { allow_null: true },
     )?;
-    if fragment.id.as_ref().is_some_and(|b| *b != w.id) {
-        return Err(NgsiError::bad_data(
-            "the id in the body differs from the id in the URL",
-        ));
-    }
+    same_id(&fragment, &w.id)?;
     modify(
         &state,
         &w.tenant,
@@ -558,11 +560,7 @@ async fn append_attrs(
         &w.now,
         BodyKind::Fragment { allow_null: false },
     )?;
-    if fragment.id.as_ref().is_some_and(|b| *b != w.id) {
-        return Err(NgsiError::bad_data(
-            "the id in the body differs from the id in the URL",
-        ));
-    }
+    same_id(&fragment, &w.id)?;
     let result = modify(
         &state,
         &w.tenant,
