@@ -358,7 +358,8 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
         let geo = params
             .get("geometryProperty")
             .map_or("location", String::as_str);
-        response::geojson_feature(&entity, &ctx, &opts, geo)
+        let feature = response::geojson_feature(&entity, &ctx, &opts, geo);
+        response::geojson_context_preference(feature, extract::prefers_json_body(&req))
     } else {
         response::entity(&entity, &ctx, &opts, media)
     };

@@ -302,12 +302,15 @@ async fn run_query(
         let geo = params
             .get("geometryProperty")
             .map_or("location", String::as_str);
-        response::geojson_collection(
-            page.items
-                .iter()
-                .map(|e| response::geojson_feature(e, &ctx, &opts, geo))
-                .collect(),
-            &ctx,
+        response::geojson_context_preference(
+            response::geojson_collection(
+                page.items
+                    .iter()
+                    .map(|e| response::geojson_feature(e, &ctx, &opts, geo))
+                    .collect(),
+                &ctx,
+            ),
+            extract::prefers_json_body(req),
         )
     } else {
         Value::Array(

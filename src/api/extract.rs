@@ -331,3 +331,13 @@ pub fn bool_param(params: &HashMap<String, String>, name: &str) -> Result<bool> 
         ))),
     }
 }
+
+/// `Prefer: body=json` (clause 6.3.6): a GeoJSON body without its @context, which the
+/// Link header then carries.
+pub fn prefers_json_body(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("Prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("body=json"))
+}

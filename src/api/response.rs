@@ -106,3 +106,13 @@ pub fn geojson_collection(features: Vec<Value>, ctx: &ActiveContext) -> Value {
         .collect();
     serde_json::json!({ "type": "FeatureCollection", "features": features, "@context": context_value(ctx) })
 }
+
+/// Drops the @context of a GeoJSON body when the client asked for `Prefer: body=json`.
+pub fn geojson_context_preference(mut body: Value, json_body: bool) -> Value {
+    if json_body {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("@context");
+        }
+    }
+    body
+}

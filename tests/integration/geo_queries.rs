@@ -1123,3 +1123,43 @@ async fn bad_geo_queries_are_400_with_a_detail_naming_the_problem() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Clause 6.3.6: a GeoJSON body carries its @context unless `Prefer: body=json` asks
+/// for it in the Link header only.
+#[tokio::test]
+async fn geojson_context_in_body_unless_prefer_body_json() {
+    let api = api();
+    let id = uid("WasteContainer");
+    api.create(&serde_json::json!({
+        "id": id, "type": "WasteContainer",
+        "location": { "type": "GeoProperty", "value": { "type": "Point", "coordinates": [5.37, 43.29] } }
+    }))
+    .await;
+    let geo = |prefer: Option<&str>| {
+        let mut r = api
+            .req(reqwest::Method::GET, "/entities?type=WasteContainer")
+            .header("Accept", "application/geo+json");
+        if let Some(p) = prefer {
+            r = r.header("Prefer", p);
+        }
+        r
+    };
+    let r = api.send(geo(None)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json().get("@context").is_some(), "{}", r.text);
+    let r = api.send(geo(Some("body=json"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json().get("@context").is_none(), "{}", r.text);
+    assert!(r
+        .header("Link")
+        .is_some_and(|l| l.contains("json-ld#context")));
+    assert!(r.content_type().starts_with("application/geo+json"));
+    // The same for one entity.
+    let one = api
+        .req(reqwest::Method::GET, &ent(&id))
+        .header("Accept", "application/geo+json")
+        .header("Prefer", "body=json");
+    let r = api.send(one).await;
+    assert_eq!(r.json()["type"], "Feature");
+    assert!(r.json().get("@context").is_none(), "{}", r.text);
+}
