@@ -9,7 +9,8 @@ use super::extract::{self, bool_param, query_params};
 use super::State;
 use crate::error::{NgsiError, Result};
 use crate::jsonld::{
-    documents::short_id, ContextKind, ContextRecord, StoredContext, CORE_CONTEXT_URL,
+    documents::short_id, ContextDocuments, ContextKind, ContextRecord, StoredContext,
+    CORE_CONTEXT_URL,
 };
 use crate::ngsi::time;
 
@@ -83,6 +84,7 @@ async fn add(state: State, req: HttpRequest, payload: web::Payload) -> Result<Ht
     state.contexts.resolve(Some(ctx)).await?;
     let local_id = uuid::Uuid::new_v4().simple().to_string();
     let record = ContextRecord {
+        tenant: Some(extract::tenant(&req)?.as_str().to_string()),
         url: state.contexts.docs.hosted_url(&local_id),
         local_id: local_id.clone(),
         kind: ContextKind::Hosted,
@@ -116,7 +118,11 @@ async fn list(state: State, req: HttpRequest) -> Result<HttpResponse> {
             json!(CORE_CONTEXT_URL)
         });
     }
+    let tenant = extract::tenant(&req)?;
     for c in state.contexts.docs.list() {
+        if !ContextDocuments::visible_to(&c, tenant.as_str()) {
+            continue;
+        }
         if kind.is_some_and(|k| k != c.kind) {
             continue;
         }
@@ -132,7 +138,8 @@ async fn list(state: State, req: HttpRequest) -> Result<HttpResponse> {
 }
 
 /// The id in the path: a local id, its `urn:ngsi-ld:jsonldContext:` form, or a URL.
-fn find(state: &State, raw: &str) -> Result<std::sync::Arc<StoredContext>> {
+fn find(state: &State, req: &HttpRequest, raw: &str) -> Result<std::sync::Arc<StoredContext>> {
+    let tenant = extract::tenant(req)?;
     let id = raw
         .strip_prefix("urn:ngsi-ld:jsonldContext:")
         .unwrap_or(raw);
@@ -140,6 +147,7 @@ fn find(state: &State, raw: &str) -> Result<std::sync::Arc<StoredContext>> {
         .contexts
         .docs
         .find(id)
+        .filter(|c| ContextDocuments::visible_to(c, tenant.as_str()))
         .ok_or_else(|| NgsiError::not_found(format!("no @context with id {raw}")))
 }
 
@@ -154,7 +162,7 @@ async fn serve(state: State, req: HttpRequest, path: web::Path<String>) -> Resul
         let body = if is_core(&raw) {
             core_details()
         } else {
-            details(&*find(&state, &raw)?)
+            details(&*find(&state, &req, &raw)?)
         };
         return Ok(HttpResponse::Ok()
             .content_type("application/json")
@@ -166,7 +174,7 @@ async fn serve(state: State, req: HttpRequest, path: web::Path<String>) -> Resul
             .content_type("application/json")
             .json(&*doc));
     }
-    let c = find(&state, &raw)?;
+    let c = find(&state, &req, &raw)?;
     Ok(HttpResponse::build(StatusCode::OK)
         .content_type("application/json")
         .json(&*c.document))
@@ -184,7 +192,7 @@ async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Resu
             Err(NgsiError::bad_data("the core @context cannot be deleted"))
         };
     }
-    let c = match find(&state, &raw) {
+    let c = match find(&state, &req, &raw) {
         Ok(c) => c,
         Err(_) if reload => {
             return Err(NgsiError::bad_data(format!(
@@ -201,6 +209,7 @@ async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Resu
         }
         let doc = state.contexts.docs.fetch(&c.url).await?;
         let record = ContextRecord {
+            tenant: c.tenant.clone(),
             local_id: c.local_id.clone(),
             url: c.url.clone(),
             kind: c.kind,

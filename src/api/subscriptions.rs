@@ -59,6 +59,7 @@ async fn context_url(state: &State, ctx: &ActiveContext) -> Result<String> {
             let url = state.contexts.docs.hosted_url(&local_id);
             if state.contexts.docs.find(&local_id).is_none() {
                 let record = ContextRecord {
+                    tenant: None,
                     url: url.clone(),
                     local_id,
                     kind: ContextKind::ImplicitlyCreated,

@@ -42,6 +42,9 @@ impl ContextKind {
 /// A context document the broker keeps, with the bookkeeping `/jsonldContexts` reports.
 #[derive(Debug)]
 pub struct StoredContext {
+    /// The tenant that hosts it (`Hosted` contexts are private to their tenant);
+    /// `None` for contexts every tenant shares (cached, implicitly created).
+    pub tenant: Option<String>,
     pub local_id: String,
     pub url: String,
     pub kind: ContextKind,
@@ -61,6 +64,7 @@ impl StoredContext {
 /// A row as persisted by the store.
 #[derive(Debug, Clone)]
 pub struct ContextRecord {
+    pub tenant: Option<String>,
     pub local_id: String,
     pub url: String,
     pub kind: ContextKind,
@@ -155,6 +159,11 @@ impl ContextDocuments {
         all
     }
 
+    /// Whether a tenant may see this context.
+    pub fn visible_to(c: &StoredContext, tenant: &str) -> bool {
+        c.tenant.as_deref().is_none_or(|t| t == tenant)
+    }
+
     /// Finds a stored context by its local id or its URL.
     pub fn find(&self, id_or_url: &str) -> Option<Arc<StoredContext>> {
         let stored = self.stored.read();
@@ -209,6 +218,7 @@ impl ContextDocuments {
         }
         let doc = self.fetch(url).await?;
         let record = ContextRecord {
+            tenant: None,
             local_id: short_id(url),
             url: url.to_string(),
             kind: ContextKind::Cached,
@@ -273,6 +283,7 @@ impl ContextDocuments {
 
 fn stored_from(r: ContextRecord) -> StoredContext {
     StoredContext {
+        tenant: r.tenant,
         local_id: r.local_id,
         url: r.url,
         kind: r.kind,

@@ -211,3 +211,33 @@ async fn add_context_errors() {
     let r = api.delete("/jsonldContexts/doesnotexist").await;
     assert_problem(&r, 404, "ResourceNotFound");
 }
+
+/// A hosted @context belongs to the tenant that added it: other tenants neither see,
+/// list, serve nor delete it.
+#[tokio::test]
+async fn hosted_contexts_are_private_to_their_tenant() {
+    let owner = api();
+    let other = api();
+    let (doc, _) = unique_context();
+    let location = add(&owner, &doc).await;
+    let id = location.rsplit('/').next().unwrap_or_default().to_string();
+    let path = format!("/jsonldContexts/{id}");
+
+    owner.get(&path).await.expect(200);
+    assert_problem(&other.get(&path).await, 404, "ResourceNotFound");
+    let listed = |v: Value| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .any(|u| u.as_str().is_some_and(|u| u.ends_with(&id)))
+    };
+    assert!(listed(
+        owner.get("/jsonldContexts").await.expect(200).json()
+    ));
+    assert!(!listed(
+        other.get("/jsonldContexts").await.expect(200).json()
+    ));
+    assert_problem(&other.delete(&path).await, 404, "ResourceNotFound");
+    owner.get(&path).await.expect(200);
+    owner.delete(&path).await.expect(204);
+}

@@ -354,9 +354,9 @@ impl ContextRepository for Sqlite {
         self.0
             .write_job(move |conn| {
                 conn.execute(
-                    "INSERT INTO contexts (url, local_id, kind, document, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO contexts (url, local_id, kind, document, created_at, tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (url) DO UPDATE SET document = excluded.document, kind = excluded.kind",
-                    params![r.url, r.local_id, r.kind.as_str(), r.document.to_string(), time::format(r.created_at)],
+                    params![r.url, r.local_id, r.kind.as_str(), r.document.to_string(), time::format(r.created_at), r.tenant],
                 )
                 .map(|_| ())
                 .map_err(db_err)
@@ -379,7 +379,9 @@ impl ContextRepository for Sqlite {
         self.0
             .read(|conn| {
                 let mut stmt = conn
-                    .prepare("SELECT url, local_id, kind, document, created_at FROM contexts")
+                    .prepare(
+                        "SELECT url, local_id, kind, document, created_at, tenant FROM contexts",
+                    )
                     .map_err(db_err)?;
                 let rows = stmt
                     .query_map([], |r| {
@@ -389,6 +391,7 @@ impl ContextRepository for Sqlite {
                             r.get::<_, String>(2)?,
                             r.get::<_, String>(3)?,
                             r.get::<_, String>(4)?,
+                            r.get::<_, Option<String>>(5)?,
                         ))
                     })
                     .map_err(db_err)?
@@ -396,8 +399,9 @@ impl ContextRepository for Sqlite {
                     .map_err(db_err)?;
                 Ok(rows
                     .into_iter()
-                    .filter_map(|(url, local_id, kind, doc, created)| {
+                    .filter_map(|(url, local_id, kind, doc, created, tenant)| {
                         Some(ContextRecord {
+                            tenant,
                             url,
                             local_id,
                             kind: ContextKind::parse(&kind)?,

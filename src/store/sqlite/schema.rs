@@ -7,6 +7,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_value_and_geo_indexes.sql")),
     (3, include_str!("migrations/0003_temporal.sql")),
     (4, include_str!("migrations/0004_subscriptions.sql")),
+    (5, include_str!("migrations/0005_context_tenant.sql")),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
