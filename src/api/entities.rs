@@ -696,23 +696,24 @@ async fn delete_attr(
     ensure_tenant(&state, &tenant).await?;
     let wanted = type_selector(&params, &ctx);
     let name = ctx.expand(&attr);
-    let now = time::now();
-    let target = id.clone();
-    write_one(
+    modify(
         &state,
         &tenant,
-        WriteOp::new(target, move |current| {
-            let mut e = existing(current, &id, wanted.as_deref())?;
+        id,
+        wanted,
+        time::now(),
+        false,
+        move |e, now| {
             if attr == "scope" {
                 if e.scope.take().is_none() {
                     return Err(NgsiError::not_found("the entity has no scope"));
                 }
-                e.modified_at = now;
+                e.modified_at = now.to_string();
             } else {
-                operations::delete_attribute(&mut e, &name, dataset.as_deref(), delete_all, &now)?;
+                operations::delete_attribute(e, &name, dataset.as_deref(), delete_all, now)?;
             }
-            Ok(Effect::Put(e, UpdateReport::default()))
-        }),
+            Ok(UpdateReport::default())
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -257,20 +257,7 @@ fn batch_response(
 async fn delete(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     query_params(&req, &["local"])?;
     let tenant = extract::tenant(&req)?;
-    let media = req
-        .headers()
-        .get("Content-Type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !(media.starts_with("application/json") || media.starts_with("application/ld+json")) {
-        return Err(NgsiError::new(
-            crate::error::ErrorKind::UnsupportedMediaType,
-            "use Content-Type application/json",
-        ));
-    }
-    let bytes = extract::body_bytes(&state, payload).await?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| NgsiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let (value, _) = extract::plain_json_body(&state, &req, payload).await?;
     let ctx = state.contexts.core();
     let mut ids = Vec::new();
     let mut errors = Vec::new();

@@ -223,11 +223,13 @@ pub struct RawBody {
     pub link: Option<String>,
 }
 
-pub async fn raw_json_body(
+/// A JSON body (application/json or application/ld+json) read under the size cap,
+/// without any @context processing.
+pub async fn plain_json_body(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
-) -> Result<RawBody> {
+) -> Result<(Value, MediaType)> {
     let media = content_type(req)?;
     let bytes = body_bytes(state, payload).await?;
     if bytes.is_empty() {
@@ -235,6 +237,15 @@ pub async fn raw_json_body(
     }
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| NgsiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    Ok((value, media))
+}
+
+pub async fn raw_json_body(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<RawBody> {
+    let (value, media) = plain_json_body(state, req, payload).await?;
     let link = link_context(req)?;
     if media == MediaType::JsonLd && link.is_some() {
         return Err(NgsiError::bad_data(

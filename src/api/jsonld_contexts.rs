@@ -9,8 +9,7 @@ use super::extract::{self, bool_param, query_params};
 use super::State;
 use crate::error::{NgsiError, Result};
 use crate::jsonld::{
-    documents::short_id, ContextDocuments, ContextKind, ContextRecord, StoredContext,
-    CORE_CONTEXT_URL,
+    ContextDocuments, ContextKind, ContextRecord, StoredContext, CORE_CONTEXT_URL,
 };
 use crate::ngsi::time;
 
@@ -49,20 +48,7 @@ fn core_details() -> Value {
 
 async fn add(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     query_params(&req, &[])?;
-    let media = req
-        .headers()
-        .get("Content-Type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !(media.starts_with("application/json") || media.starts_with("application/ld+json")) {
-        return Err(NgsiError::new(
-            crate::error::ErrorKind::UnsupportedMediaType,
-            "use Content-Type application/json or application/ld+json",
-        ));
-    }
-    let bytes = extract::body_bytes(&state, payload).await?;
-    let doc: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| NgsiError::invalid(format!("the body is not valid JSON: {e}")))?;
+    let (doc, _) = extract::plain_json_body(&state, &req, payload).await?;
     let ctx = doc
         .as_object()
         .and_then(|o| o.get("@context"))
@@ -223,6 +209,5 @@ async fn delete(state: State, req: HttpRequest, path: web::Path<String>) -> Resu
         state.contexts.docs.remove(&c.url);
     }
     state.contexts.invalidate();
-    let _ = short_id;
     Ok(HttpResponse::NoContent().finish())
 }
