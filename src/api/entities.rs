@@ -324,12 +324,11 @@ async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Re
     let media = extract::accept(&req, true)?;
     let ctx = extract::context(&state, &req).await?;
     let opts = render_options(&params, &ctx)?;
-    ensure_tenant(&state, &tenant).await?;
-    let entity = state
-        .store
-        .get(&tenant, &id)
-        .await?
-        .ok_or_else(|| NgsiError::not_found(format!("entity {id} not found")))?;
+    // The tenant is looked up only when the entity is missing: a found entity proves it.
+    let Some(entity) = state.store.get(&tenant, &id).await? else {
+        ensure_tenant(&state, &tenant).await?;
+        return Err(NgsiError::not_found(format!("entity {id} not found")));
+    };
     if let Some(types) = params.get("type") {
         let wanted = parse_types(&Value::String(types.clone()), &ctx);
         let matches = types

@@ -291,8 +291,11 @@ async fn run_query(
             "limit=0 is only allowed with count=true",
         ));
     }
-    ensure_tenant(state, &tenant).await?;
     let page = state.store.query(&tenant, &q).await?;
+    // An empty page may mean an unknown tenant: only then is the tenant looked up.
+    if page.items.is_empty() && page.total.unwrap_or(0) == 0 {
+        ensure_tenant(state, &tenant).await?;
+    }
     let body = if let Some((join, level)) = super::join::Join::from_params(&params)? {
         Value::Array(
             super::join::render(state, &tenant, &page.items, &ctx, &opts, media, join, level)
