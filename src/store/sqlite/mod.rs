@@ -86,7 +86,7 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;"
+             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(db_err)?;
         schema::migrate(&mut conn).map_err(db_err)?;
