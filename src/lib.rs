@@ -11,3 +11,4 @@ pub mod ngsi;
 pub mod notify;
 pub mod server;
 pub mod store;
+pub mod workers;

@@ -43,6 +43,8 @@ mod query;
 mod query_language;
 #[path = "integration/representations.rs"]
 mod representations;
+#[path = "integration/retention.rs"]
+mod retention;
 #[path = "integration/subscriptions.rs"]
 mod subscriptions;
 #[path = "integration/temporal.rs"]

@@ -9,6 +9,7 @@ pub mod operations;
 pub mod q;
 pub mod query;
 pub mod render;
+pub mod retention;
 pub mod scope;
 pub mod subscription;
 pub mod temporal;

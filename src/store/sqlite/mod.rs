@@ -5,6 +5,7 @@ mod entities;
 #[cfg(test)]
 mod q_equivalence_tests;
 mod q_sql;
+mod retention;
 mod schema;
 mod subscriptions;
 pub mod temporal;
@@ -555,5 +556,29 @@ impl TemporalStore for Sqlite {
         self.0
             .write_job(move |conn| temporal::delete_instance(conn, &tenant, &id, &attr, instance))
             .await?
+    }
+
+    async fn temporal_prune(
+        &self,
+        tenant: &Tenant,
+        include: Option<Vec<String>>,
+        exclude: Vec<String>,
+        before_us: i64,
+    ) -> Result<u64> {
+        let mut total = 0;
+        // One chunk per transaction: other writes get the writer between chunks.
+        loop {
+            let (tenant, include, exclude) = (tenant.clone(), include.clone(), exclude.clone());
+            let n = self
+                .0
+                .write_job(move |conn| {
+                    retention::prune_chunk(conn, &tenant, include.as_deref(), &exclude, before_us)
+                })
+                .await??;
+            total += n;
+            if n < retention::CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 }

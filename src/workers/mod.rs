@@ -1,0 +1,4 @@
+//! Background work that runs beside the HTTP server (notification delivery has its own
+//! module, `notify`).
+
+pub mod retention;
