@@ -235,25 +235,41 @@ async fn respond(
     let mut tq = TemporalQuery::parse(&params, &extract::options(&params))?;
     tq.max_instances = Some(state.config.temporal_max_instances);
     let mut sel = selection(&params, &ctx)?;
-    // q, scopeQ and geoQ select on the entities' current state (the entity query
-    // decides them, with its indexes); the history of the selected entities follows.
+    // q, scopeQ and geoQ are judged on the attribute instances in the asked window
+    // (clause 5.7.4.4), not on the current state: the candidates' history is read once
+    // in full, checked in memory, and the answer is then built for the survivors.
     if ["q", "scopeQ", "georel"]
         .iter()
         .any(|k| params.contains_key(*k))
     {
-        let mut eq = super::entity_query::selection(&params, &ctx)?;
-        eq.limit = usize::MAX;
-        let tenant = extract::tenant(req)?;
-        ensure_tenant(state, &tenant).await?;
-        let ids = state.store.ids(&tenant, &eq).await?;
-        sel.ids = Some(match sel.ids.take() {
-            Some(wanted) => wanted.into_iter().filter(|i| ids.contains(i)).collect(),
-            None => ids,
-        });
-        if sel.ids.as_ref().is_some_and(Vec::is_empty) && single.is_none() {
-            let body = Value::Array(Vec::new());
-            return response::json(StatusCode::OK, extract::accept(req, false)?, &ctx, &body);
+        let filter = super::entity_query::selection(&params, &ctx)?;
+        let mut candidates = sel.clone();
+        candidates.attrs = None;
+        candidates.limit = i64::MAX as usize;
+        candidates.offset = 0;
+        if let Some(id) = &single {
+            candidates.ids = Some(vec![id.clone()]);
         }
+        ensure_tenant(state, &tenant).await?;
+        let history = state
+            .store
+            .temporal_query(&tenant, &candidates, &tq.for_filtering())
+            .await?;
+        let ids: Vec<String> = history
+            .iter()
+            .filter(|r| filter.row_matches(&r.as_entity()))
+            .map(|r| r.entity.id.clone())
+            .collect();
+        if ids.is_empty() {
+            if let Some(id) = &single {
+                return Err(NgsiError::not_found(format!(
+                    "{id} has no history matching the query"
+                )));
+            }
+            let body = Value::Array(Vec::new());
+            return response::json(StatusCode::OK, media, &ctx, &body);
+        }
+        sel.ids = Some(ids);
     }
     if let Some(id) = &single {
         sel.ids = Some(vec![id.clone()]);

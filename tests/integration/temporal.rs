@@ -1809,3 +1809,67 @@ async fn history_is_tenant_scoped() {
         r.text
     );
 }
+
+/// q, scopeQ and geoQ of a temporal query are judged on the instances inside the
+/// window (clause 5.7.4.4), not on the entity's current state.
+#[tokio::test]
+async fn temporal_filters_are_judged_on_the_windowed_instances() {
+    let api = api();
+    let (fast, slow) = (uid(TYPE), uid(TYPE));
+    let here = json!({ "type": "Point", "coordinates": [5.37, 43.30] });
+    let far = json!({ "type": "Point", "coordinates": [7.26, 43.70] });
+    // `fast` read 80 in January and 10 in March; `slow` read 10 then 30.
+    for (id, jan, mar, place) in [(&fast, 80, 10, &here), (&slow, 10, 30, &far)] {
+        tcreate(
+            &api,
+            &json!({
+                "id": id, "type": TYPE,
+                LEVEL: [prop(json!(jan), "2026-01-05T00:00:00Z"), prop(json!(mar), "2026-03-01T12:00:00Z")],
+                "location": [{ "type": "GeoProperty", "value": place, "observedAt": "2026-01-05T00:00:00Z" }]
+            }),
+        )
+        .await;
+    }
+    let ids = |v: &Value| -> HashSet<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let january = "timerel=between&timeAt=2026-01-01T00:00:00Z&endTimeAt=2026-02-01T00:00:00Z";
+    let march = "timerel=between&timeAt=2026-03-01T00:00:00Z&endTimeAt=2026-03-02T00:00:00Z";
+    let both = format!("id={fast},{slow}");
+    let jan = tget(
+        &api,
+        &format!("/temporal/entities?{both}&{january}&q={LEVEL}%3E25"),
+    )
+    .await;
+    assert_eq!(ids(&jan), HashSet::from([fast.clone()]), "{jan}");
+    let mar = tget(
+        &api,
+        &format!("/temporal/entities?{both}&{march}&q={LEVEL}%3E25"),
+    )
+    .await;
+    assert_eq!(ids(&mar), HashSet::from([slow.clone()]), "{mar}");
+    // Only in-window instances come back.
+    assert!(!mar.to_string().contains("2026-01-05"), "{mar}");
+    // An attribute without instances in the window does not exist for the filter.
+    let absent = tget(
+        &api,
+        &format!("/temporal/entities?{both}&{march}&q=location"),
+    )
+    .await;
+    assert!(ids(&absent).is_empty(), "{absent}");
+    // geoQ on the windowed location instances.
+    let near = tget(
+        &api,
+        &format!(
+            "/temporal/entities?{both}&{january}&georel=near%3BmaxDistance%3D%3D2000&geometry=Point&coordinates=%5B5.37,43.30%5D"
+        ),
+    )
+    .await;
+    assert_eq!(ids(&near), HashSet::from([fast.clone()]), "{near}");
+}

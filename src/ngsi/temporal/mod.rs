@@ -56,6 +56,38 @@ pub struct AttributeAggregates {
     pub series: Vec<(AggrMethod, Vec<Bucket>)>,
 }
 
+impl TemporalResult {
+    /// The history as one entity whose attributes hold every instance of the answer
+    /// (deletion markers left out): q, scopeQ and geoQ of a temporal query are judged
+    /// on it (clause 5.7.4.4: on the attribute instances in the window), an attribute
+    /// matching when any of its instances does.
+    pub fn as_entity(&self) -> crate::ngsi::Entity {
+        let mut attrs: indexmap::IndexMap<String, Vec<crate::ngsi::attribute::Attribute>> =
+            indexmap::IndexMap::new();
+        for i in self.instances.iter().filter(|i| i.deleted_at.is_none()) {
+            let deleted = i
+                .body
+                .values()
+                .any(|v| v.as_str() == Some(crate::ngsi::attribute::NULL_URI));
+            if !deleted {
+                attrs
+                    .entry(i.attr.clone())
+                    .or_default()
+                    .push(i.body.clone());
+            }
+        }
+        crate::ngsi::Entity {
+            id: self.entity.id.clone(),
+            types: self.entity.types.clone(),
+            scope: self.entity.scope.clone(),
+            created_at: self.entity.created_at.clone(),
+            modified_at: self.entity.modified_at.clone(),
+            expires_at: None,
+            attrs,
+        }
+    }
+}
+
 impl Instance {
     /// The instant the request orders and filters by.
     pub fn time(&self, p: TimeProperty) -> Option<i64> {

@@ -114,6 +114,17 @@ fn instant(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>> 
 }
 
 impl TemporalQuery {
+    /// The same window, every instance in it, as plain instances: what a filter on
+    /// the history (q, scopeQ, geoQ) is judged on.
+    pub fn for_filtering(&self) -> Self {
+        Self {
+            timerel: self.timerel.clone(),
+            timeproperty: self.timeproperty,
+            sys_attrs: self.sys_attrs,
+            ..Self::default()
+        }
+    }
+
     pub fn parse(params: &HashMap<String, String>, options: &[String]) -> Result<Self> {
         let mut q = TemporalQuery::default();
         let at = instant(params, "timeAt")?;
