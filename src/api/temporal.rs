@@ -334,9 +334,11 @@ async fn respond(
         .insert_header((
             "Content-Range",
             format!(
-                "date-time {}-{}/*",
+                "date-time {}-{}/{}",
                 time::from_micros(from),
-                time::from_micros(to)
+                time::from_micros(to),
+                // Clause 6.3.10: the size is lastN when asked, otherwise unknown.
+                tq.last_n.map_or("*".to_string(), |n| n.to_string())
             ),
         ))
         .body(text))
