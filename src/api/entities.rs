@@ -160,7 +160,7 @@ pub fn render_options(
 /// A projection list (`attrs`, `pick`, `omit`): names separated by `,` or `|`. Returns
 /// the entity members named (`id`, `type`) and the expanded attribute names. Nested
 /// projections (`{...}`) only apply to joined entities and are refused here.
-fn projection(
+pub(super) fn projection(
     raw: &str,
     what: &str,
     ctx: &ActiveContext,

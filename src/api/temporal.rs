@@ -16,6 +16,7 @@ use crate::ngsi::attribute::{self, Mode};
 use crate::ngsi::entity::parse_types;
 use crate::ngsi::ids::validate_uri;
 use crate::ngsi::query::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::ngsi::temporal::request::TimeRel;
 use crate::ngsi::temporal::{render, TemporalEntity, TemporalQuery};
 use crate::ngsi::time;
 use crate::store::{NewInstance, TemporalSelection};
@@ -235,6 +236,10 @@ async fn respond(
     let mut tq = TemporalQuery::parse(&params, &extract::options(&params))?;
     tq.max_instances = Some(state.config.temporal_max_instances);
     let mut sel = selection(&params, &ctx)?;
+    let projection = Projection::parse(&params, &ctx)?;
+    if projection.picked_attrs.is_some() {
+        sel.attrs = projection.picked_attrs.clone();
+    }
     // q, scopeQ and geoQ are judged on the attribute instances in the asked window
     // (clause 5.7.4.4), not on the current state: the candidates' history is read once
     // in full, checked in memory, and the answer is then built for the survivors.
@@ -305,6 +310,24 @@ async fn respond(
             "the entity has no history of the requested attributes",
         ));
     }
+    if !projection.omitted_attrs.is_empty() {
+        for r in results.iter_mut() {
+            r.instances
+                .retain(|i| !projection.omitted_attrs.contains(&i.attr));
+            r.aggregates
+                .retain(|a| !projection.omitted_attrs.contains(&a.attr));
+        }
+    }
+    if single.is_some()
+        && projection.is_used()
+        && results
+            .iter()
+            .all(|r| r.instances.is_empty() && r.aggregates.is_empty())
+    {
+        return Err(NgsiError::not_found(
+            "the projection (pick/omit) leaves no attribute of the entity",
+        ));
+    }
     let mut window = None;
     for r in results.iter_mut() {
         let max = state.config.temporal_max_instances;
@@ -316,7 +339,11 @@ async fn respond(
     }
     let rendered: Vec<Value> = results
         .iter()
-        .map(|r| response::with_context(render::render(r, &ctx, &tq), media, &ctx))
+        .map(|r| {
+            let mut v = render::render(r, &ctx, &tq);
+            projection.apply_to_members(&mut v);
+            response::with_context(v, media, &ctx)
+        })
         .collect();
     let body = match single {
         Some(id) => rendered
@@ -327,6 +354,14 @@ async fn respond(
     };
     let Some((from, to)) = window else {
         return response::json(StatusCode::OK, media, &ctx, &body);
+    };
+    // Clause 6.3.10: the range starts where the asked window starts, in the order of
+    // the answer (the upper bound when lastN reads newest first), and ends at the last
+    // instance returned, where the client continues.
+    let from = match (tq.last_n.is_some(), &tq.timerel) {
+        (false, Some(TimeRel::After(t) | TimeRel::Between(t, _))) => *t,
+        (true, Some(TimeRel::Before(t) | TimeRel::Between(_, t))) => *t,
+        _ => from,
     };
     // A partial answer: the client continues from the end of this window.
     let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
@@ -583,4 +618,67 @@ async fn delete_instance(
         )));
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `pick` and `omit` of a temporal request (clause 4.21): attributes are chosen before
+/// the history is read, the core members `id` and `type` on the rendered entity.
+#[derive(Debug, Default)]
+struct Projection {
+    picked_attrs: Option<Vec<String>>,
+    picked_members: Option<std::collections::HashSet<String>>,
+    omitted_attrs: std::collections::HashSet<String>,
+    omitted_members: std::collections::HashSet<String>,
+}
+
+impl Projection {
+    fn parse(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<Self> {
+        let mut p = Projection::default();
+        for member in ["pick", "omit"] {
+            if params.contains_key("attrs") && params.contains_key(member) {
+                return Err(NgsiError::bad_data(format!(
+                    "attrs and {member} cannot be used together"
+                )));
+            }
+        }
+        if let Some(raw) = params.get("pick") {
+            let (members, attrs) = super::entities::projection(raw, "pick", ctx)?;
+            p.picked_attrs = Some(attrs.into_iter().collect());
+            p.picked_members = Some(members);
+        }
+        if let Some(raw) = params.get("omit") {
+            let (members, attrs) = super::entities::projection(raw, "omit", ctx)?;
+            let picked_twice = p
+                .picked_members
+                .as_ref()
+                .is_some_and(|m| !m.is_disjoint(&members))
+                || p.picked_attrs
+                    .as_ref()
+                    .is_some_and(|a| a.iter().any(|n| attrs.contains(n)));
+            if picked_twice {
+                return Err(NgsiError::bad_data(
+                    "the same member cannot be both picked and omitted",
+                ));
+            }
+            p.omitted_attrs = attrs;
+            p.omitted_members = members;
+        }
+        Ok(p)
+    }
+
+    fn is_used(&self) -> bool {
+        self.picked_attrs.is_some() || !self.omitted_attrs.is_empty()
+    }
+
+    fn apply_to_members(&self, obj: &mut Map<String, Value>) {
+        for member in ["id", "type"] {
+            let dropped = self.omitted_members.contains(member)
+                || self
+                    .picked_members
+                    .as_ref()
+                    .is_some_and(|m| !m.contains(member));
+            if dropped {
+                obj.remove(member);
+            }
+        }
+    }
 }

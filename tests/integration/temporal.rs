@@ -1873,3 +1873,53 @@ async fn temporal_filters_are_judged_on_the_windowed_instances() {
     .await;
     assert_eq!(ids(&near), HashSet::from([fast.clone()]), "{near}");
 }
+
+/// pick and omit choose attributes and the core members of temporal answers.
+#[tokio::test]
+async fn pick_and_omit_shape_temporal_answers() {
+    let api = api();
+    let id = uid(TYPE);
+    tcreate(
+        &api,
+        &json!({
+            "id": id, "type": TYPE,
+            LEVEL: [prop(json!(1.5), "2026-01-05T00:00:00Z")],
+            "temperature": [prop(json!(14.0), "2026-01-05T00:00:00Z")]
+        }),
+    )
+    .await;
+    let keys = |v: &Value| -> HashSet<String> {
+        v.as_object()
+            .map(|o| o.keys().filter(|k| *k != "@context").cloned().collect())
+            .unwrap_or_default()
+    };
+    let set = |names: &[&str]| -> HashSet<String> { names.iter().map(|s| s.to_string()).collect() };
+    let picked = tget(&api, &tpath(&id, &format!("pick={LEVEL}"))).await;
+    assert_eq!(keys(&picked), set(&[LEVEL]), "{picked}");
+    let picked = tget(&api, &tpath(&id, &format!("pick=id,{LEVEL}"))).await;
+    assert_eq!(keys(&picked), set(&["id", LEVEL]), "{picked}");
+    let omitted = tget(&api, &tpath(&id, &format!("omit=type,{LEVEL}"))).await;
+    assert_eq!(keys(&omitted), set(&["id", "temperature"]), "{omitted}");
+    let listed = tget(
+        &api,
+        &format!("/temporal/entities?id={id}&pick=id,temperature"),
+    )
+    .await;
+    assert_eq!(keys(&listed[0]), set(&["id", "temperature"]), "{listed}");
+
+    for bad in [
+        format!("pick={LEVEL}&omit={LEVEL}"),
+        format!("pick=id&omit=id"),
+        format!("attrs={LEVEL}&pick={LEVEL}"),
+        format!("attrs={LEVEL}&omit=temperature"),
+    ] {
+        let r = api.get(&tpath(&id, &bad)).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    let r = api.get(&tpath(&id, "pick=neverSeen")).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let r = api
+        .get(&tpath(&id, &format!("omit={LEVEL},temperature")))
+        .await;
+    assert_problem(&r, 404, "ResourceNotFound");
+}
