@@ -310,6 +310,23 @@ async fn respond(
             "the entity has no history of the requested attributes",
         ));
     }
+    // datasetId keeps the instances of the listed datasets (`@none`: the default one).
+    if let Some(wanted) = list(&params, "datasetId") {
+        for id in wanted.iter().filter(|d| *d != "@none") {
+            validate_uri(id, "datasetId")?;
+        }
+        let keep = |ds: &Option<String>| match ds {
+            Some(d) => wanted.contains(d),
+            None => wanted.iter().any(|w| w == "@none"),
+        };
+        for r in results.iter_mut() {
+            r.instances.retain(|i| keep(&i.dataset_id));
+            r.aggregates.retain(|a| keep(&a.dataset_id));
+        }
+        if single.is_none() {
+            results.retain(|r| !r.instances.is_empty() || !r.aggregates.is_empty());
+        }
+    }
     if !projection.omitted_attrs.is_empty() {
         for r in results.iter_mut() {
             r.instances
@@ -448,6 +465,9 @@ async fn query_post(state: State, req: HttpRequest, payload: web::Payload) -> Re
                 "timerel" | "timeAt" | "endTimeAt" | "timeproperty" => {
                     params.insert(k.clone(), text(v)?);
                 }
+                "aggrMethods" | "aggrPeriodDuration" => {
+                    params.insert(k.clone(), text(v)?);
+                }
                 "lastN" => match v.as_u64() {
                     Some(n) => {
                         params.insert(k.clone(), n.to_string());
@@ -462,10 +482,27 @@ async fn query_post(state: State, req: HttpRequest, payload: web::Payload) -> Re
             }
         }
     }
+    // Aggregation parameters: at the top level, in temporalQ, or (1.9) in aggrParams.
+    let aggr_params = match obj.get("aggrParams") {
+        Some(Value::Object(a)) => Some(a),
+        Some(_) => return Err(NgsiError::bad_data("aggrParams must be an object")),
+        None => None,
+    };
     for key in ["aggrMethods", "aggrPeriodDuration"] {
-        if let Some(v) = obj.get(key) {
+        if let Some(v) = obj
+            .get(key)
+            .or_else(|| aggr_params.and_then(|a| a.get(key)))
+        {
             params.insert(key.into(), text(v)?);
         }
+    }
+    // Asking for aggregation methods is asking for aggregated values, unless the
+    // request names a representation itself.
+    if params.contains_key("aggrMethods")
+        && !params.contains_key("format")
+        && !params.contains_key("options")
+    {
+        params.insert("format".into(), "aggregatedValues".into());
     }
     respond(&state, &req, params, body.ctx, None).await
 }

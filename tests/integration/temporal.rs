@@ -1923,3 +1923,103 @@ async fn pick_and_omit_shape_temporal_answers() {
         .await;
     assert_problem(&r, 404, "ResourceNotFound");
 }
+
+/// datasetId narrows the answer to instances of the listed datasets; aggregation
+/// parameters may come in the Query body (temporalQ or aggrParams) and imply
+/// aggregated values; PT0S aggregates the whole window; `format` beats `options`.
+#[tokio::test]
+async fn dataset_filter_and_aggregation_parameters_of_queries() {
+    let api = api();
+    let id = uid(TYPE);
+    let ds = "urn:ngsi-ld:Dataset:backup";
+    let mut backup = prop(json!(7.0), "2026-01-05T00:00:00Z");
+    backup["datasetId"] = json!(ds);
+    tcreate(
+        &api,
+        &json!({
+            "id": id, "type": TYPE,
+            LEVEL: [prop(json!(1.0), "2026-01-05T00:00:00Z"), prop(json!(3.0), "2026-01-06T00:00:00Z"), backup]
+        }),
+    )
+    .await;
+    let only_backup = tget(
+        &api,
+        &tpath(&id, &format!("datasetId={ds}&options=temporalValues")),
+    )
+    .await;
+    assert_eq!(only_backup[LEVEL]["datasetId"], json!(ds), "{only_backup}");
+    assert_eq!(
+        only_backup[LEVEL]["values"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let default = tget(&api, &tpath(&id, "datasetId=@none&options=temporalValues")).await;
+    assert!(default[LEVEL].get("datasetId").is_none(), "{default}");
+    assert_eq!(default[LEVEL]["values"].as_array().map(Vec::len), Some(2));
+    let r = api.get(&tpath(&id, "datasetId=not%20a%20uri")).await;
+    assert_problem(&r, 400, "BadRequestData");
+
+    let window = json!({ "timerel": "after", "timeAt": "2026-01-01T00:00:00Z" });
+    let query = |extra: Value| {
+        let mut q = json!({ "type": "Query", "entities": [{ "type": TYPE, "id": id }], "temporalQ": window });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            if k == "temporalQ" {
+                for (tk, tv) in v.as_object().cloned().unwrap_or_default() {
+                    q["temporalQ"][tk] = tv;
+                }
+            } else {
+                q[k] = v;
+            }
+        }
+        q
+    };
+    let avg_of = |v: &Value| -> Vec<f64> {
+        v[0][LEVEL]
+            .as_array()
+            .map(|series| {
+                series
+                    .iter()
+                    .filter_map(|s| s["avg"][0][0].as_f64())
+                    .collect()
+            })
+            .or_else(|| v[0][LEVEL]["avg"][0][0].as_f64().map(|a| vec![a]))
+            .unwrap_or_default()
+    };
+    for extra in [
+        json!({ "aggrParams": { "aggrMethods": ["avg"], "aggrPeriodDuration": "PT0S" } }),
+        json!({ "temporalQ": { "aggrMethods": "avg" } }),
+        json!({ "temporalQ": { "aggrMethods": ["avg"] } }),
+    ] {
+        let r = api
+            .post("/temporal/entityOperations/query", &query(extra.clone()))
+            .await;
+        assert_eq!(r.status, 200, "{extra}: {}", r.text);
+        let avgs = avg_of(&r.json());
+        assert!(
+            avgs.contains(&2.0),
+            "{extra}: one period over the window, avg 2: {}",
+            r.text
+        );
+    }
+    let bad =
+        query(json!({ "aggrParams": { "aggrMethods": ["avg"], "aggrPeriodDuration": "bogus" } }));
+    let r = api.post("/temporal/entityOperations/query", &bad).await;
+    let problem = assert_problem(&r, 400, "BadRequestData");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("aggrPeriodDuration"));
+    let bad = query(json!({ "aggrParams": { "aggrMethods": ["median"] } }));
+    let r = api.post("/temporal/entityOperations/query", &bad).await;
+    assert_problem(&r, 400, "BadRequestData");
+
+    // format=temporalValues wins over options=aggregatedValues.
+    let r = tget(
+        &api,
+        &tpath(
+            &id,
+            "format=temporalValues&options=aggregatedValues&aggrMethods=sum",
+        ),
+    )
+    .await;
+    assert!(r.to_string().contains("\"values\""), "{r}");
+}

@@ -113,6 +113,13 @@ fn instant(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>> 
         .transpose()
 }
 
+/// PT0S, P0D, PT0H0M...: a well-formed duration of length zero.
+fn is_zero_duration(s: &str) -> bool {
+    s.chars().any(|c| c.is_ascii_digit())
+        && s.chars().filter(|c| c.is_ascii_digit()).all(|c| c == '0')
+        && Period::parse(&s.replace('0', "1")).is_ok()
+}
+
 impl TemporalQuery {
     /// The same window, every instance in it, as plain instances: what a filter on
     /// the history (q, scopeQ, geoQ) is judged on.
@@ -188,15 +195,19 @@ impl TemporalQuery {
                 .split(',')
                 .map(|m| AggrMethod::parse(m.trim()))
                 .collect::<Result<_>>()?;
+            // A zero duration (the default, PT0S) is one period over the whole window.
             q.period = params
                 .get("aggrPeriodDuration")
-                .map(|p| Period::parse(p))
+                .filter(|p| !is_zero_duration(p))
+                .map(|p| {
+                    Period::parse(p).map_err(|e| {
+                        NgsiError::bad_data(format!("aggrPeriodDuration: {}", e.detail))
+                    })
+                })
                 .transpose()?;
-        } else if params.contains_key("aggrMethods") {
-            return Err(NgsiError::bad_data(
-                "aggrMethods needs options=aggregatedValues",
-            ));
         }
+        // Without aggregatedValues (e.g. `format` chose another representation, clause
+        // 6.3.12), aggregation parameters have nothing to apply to and are ignored.
         Ok(q)
     }
 }
