@@ -125,7 +125,7 @@ impl TemporalQuery {
     /// the history (q, scopeQ, geoQ) is judged on.
     pub fn for_filtering(&self) -> Self {
         Self {
-            timerel: self.timerel.clone(),
+            timerel: self.timerel,
             timeproperty: self.timeproperty,
             sys_attrs: self.sys_attrs,
             ..Self::default()
@@ -205,9 +205,15 @@ impl TemporalQuery {
                     })
                 })
                 .transpose()?;
+        } else if params.contains_key("aggrMethods")
+            && !options.iter().any(|o| o == "aggregatedValues")
+        {
+            return Err(NgsiError::bad_data(
+                "aggrMethods needs options=aggregatedValues",
+            ));
         }
-        // Without aggregatedValues (e.g. `format` chose another representation, clause
-        // 6.3.12), aggregation parameters have nothing to apply to and are ignored.
+        // When `format` chose another representation over options=aggregatedValues
+        // (clause 6.3.12), the aggregation parameters are ignored.
         Ok(q)
     }
 }
