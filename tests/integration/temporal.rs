@@ -1909,7 +1909,7 @@ async fn pick_and_omit_shape_temporal_answers() {
 
     for bad in [
         format!("pick={LEVEL}&omit={LEVEL}"),
-        format!("pick=id&omit=id"),
+        "pick=id&omit=id".to_string(),
         format!("attrs={LEVEL}&pick={LEVEL}"),
         format!("attrs={LEVEL}&omit=temperature"),
     ] {
