@@ -70,6 +70,12 @@ pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Resul
             "attrs must name at least one attribute",
         ));
     }
+    // Context source filters only select registrations; this broker has none, but a
+    // malformed filter is still the client's error (it has the q syntax).
+    if let Some(csf) = params.get("csf") {
+        crate::ngsi::q::parse(csf)
+            .map_err(|e| NgsiError::bad_data(format!("csf: {}", e.detail)))?;
+    }
     if let Some(ids) = list(params, "id") {
         for id in &ids {
             validate_uri(id, "entity id")?;

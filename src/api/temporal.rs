@@ -80,6 +80,8 @@ const TEMPORAL_PARAMS: &[&str] = &[
     "pick",
     "omit",
     "datasetId",
+    "orderBy",
+    "csf",
 ];
 
 /// The instances of a temporal body: every attribute value is one instance or an array.
@@ -214,6 +216,19 @@ fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<Te
         })?),
         None => None,
     };
+    // System members are not attributes: a list of them alone would select everything.
+    const SYSTEM: &[&str] = &[
+        "createdAt",
+        "modifiedAt",
+        "deletedAt",
+        "observedAt",
+        "instanceId",
+    ];
+    if list(params, "attrs").is_some_and(|a| a.iter().all(|n| SYSTEM.contains(&n.as_str()))) {
+        return Err(NgsiError::bad_data(
+            "attrs names only system members (createdAt, modifiedAt...), not attributes",
+        ));
+    }
     Ok(TemporalSelection {
         types,
         ids: q.ids,
@@ -221,7 +236,23 @@ fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<Te
         attrs: list(params, "attrs").map(|a| a.iter().map(|n| ctx.expand(n)).collect()),
         limit,
         offset: number(params, "offset", 0)?,
+        id_descending: order_by(params)?,
     })
+}
+
+/// `orderBy` of a temporal query: only the entity id may order it (clause 5.7.4.4),
+/// ascending unless `;desc`.
+fn order_by(params: &HashMap<String, String>) -> Result<Option<bool>> {
+    let Some(raw) = params.get("orderBy") else {
+        return Ok(None);
+    };
+    match raw.trim() {
+        "id" | "id;asc" => Ok(Some(false)),
+        "id;desc" => Ok(Some(true)),
+        other => Err(NgsiError::bad_data(format!(
+            "orderBy '{other}': temporal queries can only be ordered by id (id, id;asc or id;desc)"
+        ))),
+    }
 }
 
 async fn respond(
@@ -281,12 +312,14 @@ async fn respond(
         sel.limit = 1;
         sel.offset = 0;
     } else if sel.types.is_none()
-        && sel.ids.is_none()
-        && sel.id_pattern.is_none()
         && sel.attrs.is_none()
+        && !params.contains_key("q")
+        && !params.contains_key("georel")
+        && !extract::bool_param(&params, "local")?
     {
+        // Clause 5.7.4.4: ids alone would ask for every broker's history.
         return Err(NgsiError::bad_data(
-            "give at least one of type, id, idPattern or attrs",
+            "give at least one of type, attrs, q or geoQ (or local=true)",
         ));
     }
     ensure_tenant(state, &tenant).await?;

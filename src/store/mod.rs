@@ -111,6 +111,9 @@ pub struct TemporalSelection {
     pub attrs: Option<Vec<String>>,
     pub limit: usize,
     pub offset: usize,
+    /// `orderBy=id`: `Some(false)` ascending, `Some(true)` descending; `None` keeps the
+    /// store's own (insertion) order.
+    pub id_descending: Option<bool>,
 }
 
 pub use sqlite::temporal::NewInstance;

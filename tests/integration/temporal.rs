@@ -700,11 +700,11 @@ async fn attrs_filter_and_entity_selection() {
     for e in v.as_array().expect("array") {
         assert_eq!(items(e, LEVEL).len(), 2, "{e}");
     }
-    let v = tget(&api, &format!("/temporal/entities?id={a},{c}")).await;
+    let v = tget(&api, &format!("/temporal/entities?id={a},{c}&local=true")).await;
     let mut ac = vec![a.clone(), c.clone()];
     ac.sort();
     assert_eq!(ids_of(&v), ac);
-    let v = tget(&api, "/temporal/entities?idPattern=.*:Well:c-.*").await;
+    let v = tget(&api, "/temporal/entities?idPattern=.*:Well:c-.*&local=true").await;
     assert_eq!(ids_of(&v), vec![c.clone()]);
     let v = tget(
         &api,
@@ -1274,7 +1274,7 @@ async fn deleting_the_entity_keeps_history_until_temporal_delete() {
     assert_problem(&r, 404, "ResourceNotFound");
     let r = api.delete(&tpath(&id, "")).await;
     assert_problem(&r, 404, "ResourceNotFound");
-    let v = tget(&api, &format!("/temporal/entities?id={id}")).await;
+    let v = tget(&api, &format!("/temporal/entities?id={id}&local=true")).await;
     assert_eq!(v, json!([]));
     assert!(
         deletion_last,
@@ -1539,7 +1539,7 @@ async fn query_post_is_equivalent_to_get() {
     let agg_get = tget(
         &api,
         &format!(
-            "/temporal/entities?id={a}&timerel=after&timeAt={start}&options=aggregatedValues&aggrMethods=avg,max&aggrPeriodDuration=PT6H"
+            "/temporal/entities?id={a}&local=true&timerel=after&timeAt={start}&options=aggregatedValues&aggrMethods=avg,max&aggrPeriodDuration=PT6H"
         ),
     )
     .await;
@@ -1563,7 +1563,7 @@ async fn query_post_is_equivalent_to_get() {
     let tv_get = tget(
         &api,
         &format!(
-            "/temporal/entities?idPattern={}&timerel=before&timeAt={end}&options=temporalValues",
+            "/temporal/entities?local=true&idPattern={}&timerel=before&timeAt={end}&options=temporalValues",
             b.replace(':', "%3A")
         ),
     )
@@ -2022,4 +2022,62 @@ async fn dataset_filter_and_aggregation_parameters_of_queries() {
     )
     .await;
     assert!(r.to_string().contains("\"values\""), "{r}");
+}
+
+/// What a temporal query must name, how it may be ordered, and more bad input.
+#[tokio::test]
+async fn temporal_query_selection_rules() {
+    let api = api();
+    let (a, b) = (uid(TYPE), uid(TYPE));
+    for id in [&a, &b] {
+        tcreate(
+            &api,
+            &json!({ "id": id, "type": TYPE, LEVEL: [prop(json!(1.0), "2026-01-05T00:00:00Z")] }),
+        )
+        .await;
+    }
+    let window = "timerel=after&timeAt=2026-01-01T00:00:00Z";
+    // Ids alone are not enough (clause 5.7.4.4); local=true makes them so.
+    let r = api
+        .get(&format!("/temporal/entities?id={a},{b}&{window}"))
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let v = tget(
+        &api,
+        &format!("/temporal/entities?id={a},{b}&{window}&local=true"),
+    )
+    .await;
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    // orderBy=id, both ways.
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut sorted = vec![a.clone(), b.clone()];
+    sorted.sort();
+    let both = format!("/temporal/entities?type={TYPE}&id={a},{b}&{window}");
+    assert_eq!(
+        ids(&tget(&api, &format!("{both}&orderBy=id")).await),
+        sorted
+    );
+    sorted.reverse();
+    assert_eq!(
+        ids(&tget(&api, &format!("{both}&orderBy=id;desc")).await),
+        sorted
+    );
+    for bad in [
+        format!("{both}&orderBy=name"),
+        format!("{both}&orderBy=createdAt"),
+        format!("/temporal/entities?type={TYPE}&timerel=after&timeAt=2026-01-01"),
+        format!("/temporal/entities?attrs=createdAt&{window}"),
+        format!("{both}&csf=))bad(("),
+    ] {
+        let r = api.get(&bad).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
 }

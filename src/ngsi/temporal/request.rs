@@ -106,7 +106,9 @@ fn instant(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>> 
     params
         .get(name)
         .map(|s| {
-            time::parse(s).map(time::micros).map_err(|_| {
+            // Clause 4.11: a DateTime, not a reduced form such as a date alone.
+            let date_time = s.contains('T').then(|| time::parse(s)).and_then(|t| t.ok());
+            date_time.map(time::micros).ok_or_else(|| {
                 NgsiError::bad_data(format!("{name} '{s}' is not an ISO 8601 date-time"))
             })
         })

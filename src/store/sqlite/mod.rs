@@ -466,15 +466,7 @@ impl TemporalStore for Sqlite {
         let (tenant, sel, q) = (tenant.clone(), sel.clone(), q.clone());
         self.0
             .read(move |conn| {
-                let entities = temporal::select_entities(
-                    conn,
-                    &tenant,
-                    sel.types.as_deref(),
-                    sel.ids.as_deref(),
-                    sel.id_pattern.as_deref(),
-                    sel.limit,
-                    sel.offset,
-                )?;
+                let entities = temporal::select_entities(conn, &tenant, &sel)?;
                 let mut out = Vec::with_capacity(entities.len());
                 for entity in entities {
                     let attrs = sel.attrs.as_deref();
