@@ -39,9 +39,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(super::method_not_allowed)),
     )
     .route("/temporal/entities/{id}/attrs", web::post().to(add_attrs))
-    .route(
-        "/temporal/entities/{id}/attrs/{attr}",
-        web::delete().to(delete_attr),
+    .service(
+        web::resource("/temporal/entities/{id}/attrs/{attr}")
+            .route(web::delete().to(delete_attr))
+            .default_service(web::to(super::method_not_allowed)),
     )
     .service(
         web::resource("/temporal/entities/{id}/attrs/{attr}/{instance}")
@@ -268,9 +269,12 @@ async fn respond(
     tq.max_instances = Some(state.config.temporal_max_instances);
     let mut sel = selection(&params, &ctx)?;
     let projection = Projection::parse(&params, &ctx)?;
-    if projection.picked_attrs.is_some() {
+    // pick naming core members only (`pick=id`) shows no attribute at all.
+    let no_attribute_picked = projection.picked_attrs.as_ref().is_some_and(Vec::is_empty);
+    if projection.picked_attrs.is_some() && !no_attribute_picked {
         sel.attrs = projection.picked_attrs.clone();
     }
+    let mut filtered_total: Option<u64> = None;
     // q, scopeQ and geoQ are judged on the attribute instances in the asked window
     // (clause 5.7.4.4), not on the current state: the candidates' history is read once
     // in full, checked in memory, and the answer is then built for the survivors.
@@ -305,6 +309,7 @@ async fn respond(
             let body = Value::Array(Vec::new());
             return response::json(StatusCode::OK, media, &ctx, &body);
         }
+        filtered_total = Some(ids.len() as u64);
         sel.ids = Some(ids);
     }
     if let Some(id) = &single {
@@ -324,6 +329,14 @@ async fn respond(
     }
     ensure_tenant(state, &tenant).await?;
     let mut results = state.store.temporal_query(&tenant, &sel, &tq).await?;
+    let total = if single.is_none() && extract::bool_param(&params, "count")? {
+        Some(match filtered_total {
+            Some(n) => n,
+            None => count_matches(state, &tenant, &sel, &tq).await?,
+        })
+    } else {
+        None
+    };
     // A query returns the entities that have history in the asked window; a retrieval
     // of one entity with attrs it never had is a 404.
     let window = tq.timerel.is_some() || sel.attrs.is_some();
@@ -360,6 +373,12 @@ async fn respond(
             results.retain(|r| !r.instances.is_empty() || !r.aggregates.is_empty());
         }
     }
+    if no_attribute_picked {
+        for r in results.iter_mut() {
+            r.instances.clear();
+            r.aggregates.clear();
+        }
+    }
     if !projection.omitted_attrs.is_empty() {
         for r in results.iter_mut() {
             r.instances
@@ -378,15 +397,12 @@ async fn respond(
             "the projection (pick/omit) leaves no attribute of the entity",
         ));
     }
-    let mut window = None;
-    for r in results.iter_mut() {
-        let max = state.config.temporal_max_instances;
-        if let Some(w) =
-            crate::ngsi::temporal::paginate(r, max, tq.last_n.is_some(), tq.timeproperty)
-        {
-            window = Some(w);
-        }
-    }
+    let window = crate::ngsi::temporal::paginate(
+        &mut results,
+        state.config.temporal_max_instances,
+        tq.last_n.is_some(),
+        tq.timeproperty,
+    );
     let rendered: Vec<Value> = results
         .iter()
         .map(|r| {
@@ -403,7 +419,12 @@ async fn respond(
         None => Value::Array(rendered),
     };
     let Some((from, to)) = window else {
-        return response::json(StatusCode::OK, media, &ctx, &body);
+        let mut b = response::builder(StatusCode::OK, media, &ctx);
+        if let Some(total) = total {
+            b.insert_header(("NGSILD-Results-Count", total.to_string()));
+        }
+        let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
+        return Ok(b.body(text));
     };
     // Clause 6.3.10: the range starts where the asked window starts, in the order of
     // the answer (the upper bound when lastN reads newest first), and ends at the last
@@ -415,18 +436,42 @@ async fn respond(
     };
     // A partial answer: the client continues from the end of this window.
     let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
-    Ok(response::builder(StatusCode::PARTIAL_CONTENT, media, &ctx)
-        .insert_header((
-            "Content-Range",
-            format!(
-                "date-time {}-{}/{}",
-                time::from_micros(from),
-                time::from_micros(to),
-                // Clause 6.3.10: the size is lastN when asked, otherwise unknown.
-                tq.last_n.map_or("*".to_string(), |n| n.to_string())
-            ),
-        ))
-        .body(text))
+    let mut b = response::builder(StatusCode::PARTIAL_CONTENT, media, &ctx);
+    if let Some(total) = total {
+        b.insert_header(("NGSILD-Results-Count", total.to_string()));
+    }
+    Ok(b.insert_header((
+        "Content-Range",
+        format!(
+            "date-time {}-{}/{}",
+            time::from_micros(from),
+            time::from_micros(to),
+            // Clause 6.3.10: the size is lastN when asked, otherwise unknown.
+            tq.last_n.map_or("*".to_string(), |n| n.to_string())
+        ),
+    ))
+    .body(text))
+}
+
+/// How many entities a temporal query selects, whatever the page: every candidate is
+/// read with its newest instance per attribute only.
+async fn count_matches(
+    state: &State,
+    tenant: &crate::ngsi::Tenant,
+    sel: &TemporalSelection,
+    tq: &TemporalQuery,
+) -> Result<u64> {
+    let mut all = sel.clone();
+    all.limit = i64::MAX as usize;
+    all.offset = 0;
+    let mut probe = tq.for_filtering();
+    probe.last_n = Some(1);
+    let found = state.store.temporal_query(tenant, &all, &probe).await?;
+    let window = tq.timerel.is_some() || sel.attrs.is_some();
+    Ok(found
+        .iter()
+        .filter(|r| !window || !r.instances.is_empty())
+        .count() as u64)
 }
 
 async fn retrieve(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {
@@ -630,11 +675,14 @@ async fn delete_attr(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The number inside an instance id; an id this broker never gives cannot name one
+/// of its instances (404, clause 5.6.12).
 fn instance_number(raw: &str) -> Result<i64> {
+    validate_uri(raw, "instanceId")?;
     raw.strip_prefix("urn:ngsi-ld:attribute:instance:")
         .unwrap_or(raw)
         .parse()
-        .map_err(|_| NgsiError::bad_data(format!("'{raw}' is not an instance id of this broker")))
+        .map_err(|_| NgsiError::not_found(format!("no attribute instance {raw}")))
 }
 
 async fn patch_instance(
@@ -647,6 +695,7 @@ async fn patch_instance(
     let (id, attr, instance) = path.into_inner();
     validate_uri(&id, "entity id")?;
     query_params(&req, &["local"])?;
+    crate::ngsi::ids::validate_name(&attr, "attribute name")?;
     let instance = instance_number(&instance)?;
     let body = extract::json_body(&state, &req, payload).await?;
     let obj = object(body.value)?;
@@ -675,6 +724,7 @@ async fn delete_instance(
     let (id, attr, instance) = path.into_inner();
     validate_uri(&id, "entity id")?;
     query_params(&req, &["local"])?;
+    crate::ngsi::ids::validate_name(&attr, "attribute name")?;
     let instance = instance_number(&instance)?;
     let ctx = extract::context(&state, &req).await?;
     ensure_tenant(&state, &tenant).await?;

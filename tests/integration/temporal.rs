@@ -2081,3 +2081,151 @@ async fn temporal_query_selection_rules() {
         assert_problem(&r, 400, "BadRequestData");
     }
 }
+
+/// temporalValues of the attribute types whose value is not `value`, the results count
+/// of a query, `pick=id`, and one paging window shared by every entity of a query.
+#[tokio::test]
+async fn simplified_values_count_and_shared_windows() {
+    let api = api();
+    let id = uid(TYPE);
+    let t = "2026-01-05T00:00:00Z";
+    tcreate(
+        &api,
+        &json!({
+            "id": id, "type": TYPE,
+            "label": [{ "type": "LanguageProperty", "languageMap": { "fr": "Puits", "en": "Well" }, "observedAt": t }],
+            "config": [{ "type": "JsonProperty", "json": { "a": 1 }, "observedAt": t }],
+            "category": [{ "type": "VocabProperty", "vocab": "groundwater", "observedAt": t }],
+            "probes": [{ "type": "ListRelationship", "objectList": [{ "object": "urn:ngsi-ld:Device:1" }, { "object": "urn:ngsi-ld:Device:2" }], "observedAt": t }]
+        }),
+    )
+    .await;
+    let v = tget(&api, &tpath(&id, "options=temporalValues")).await;
+    assert_eq!(
+        v["label"]["languageMaps"][0][0],
+        json!({ "languageMap": { "fr": "Puits", "en": "Well" } }),
+        "{v}"
+    );
+    assert_eq!(
+        v["config"]["jsons"][0][0],
+        json!({ "json": { "a": 1 } }),
+        "{v}"
+    );
+    assert_eq!(
+        v["category"]["vocabs"][0][0],
+        json!({ "vocab": "groundwater" }),
+        "{v}"
+    );
+    assert_eq!(
+        v["probes"]["objectLists"][0][0],
+        json!(["urn:ngsi-ld:Device:1", "urn:ngsi-ld:Device:2"]),
+        "{v}"
+    );
+
+    // Count, and pick=id.
+    let r = api
+        .get(&format!(
+            "/temporal/entities?type={TYPE}&count=true&limit=1&pick=id"
+        ))
+        .await;
+    r.expect(200);
+    let count: u64 = r
+        .header("NGSILD-Results-Count")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    assert!(count >= 1, "{:?}", r.header("NGSILD-Results-Count"));
+    let listed = r.json();
+    assert_eq!(
+        listed[0]
+            .as_object()
+            .map(|o| o.keys().filter(|k| *k != "@context").count()),
+        Some(1),
+        "{listed}"
+    );
+
+    // Two entities, one with a long history: the page ends at the same instant for both.
+    let server = TestServer::start(&["--temporal-max-instances", "10"]);
+    let api = server.api();
+    let (long, short) = (uid(TYPE), uid(TYPE));
+    let start = "2026-02-01T00:00:00Z";
+    let long_history: Vec<Value> = (0..30)
+        .map(|i| prop(json!(i), &plus_hours(start, i)))
+        .collect();
+    let short_history: Vec<Value> = (0..3)
+        .map(|i| prop(json!(i), &plus_days(start, 10 + i)))
+        .collect();
+    tcreate(
+        &api,
+        &json!({ "id": long, "type": TYPE, LEVEL: long_history }),
+    )
+    .await;
+    tcreate(
+        &api,
+        &json!({ "id": short, "type": TYPE, LEVEL: short_history }),
+    )
+    .await;
+    let r = api
+        .get(&format!(
+            "/temporal/entities?type={TYPE}&timerel=after&timeAt={start}"
+        ))
+        .await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    let edge = plus_hours(start, 9);
+    assert_eq!(
+        r.header("Content-Range"),
+        Some(format!("date-time {start}-{edge}/*"))
+    );
+    // Nothing after the edge, whichever entity it belongs to.
+    let body = r.json();
+    for e in body.as_array().into_iter().flatten() {
+        for inst in e[LEVEL].as_array().into_iter().flatten() {
+            let at = inst["observedAt"].as_str().unwrap_or_default();
+            assert!(
+                at <= edge.as_str(),
+                "{at} is after the window's end {edge}: {body}"
+            );
+        }
+    }
+}
+
+/// Bad attribute names and unknown instance ids on the temporal attribute paths.
+#[tokio::test]
+async fn temporal_attribute_paths_refuse_bad_names_and_unknown_instances() {
+    let api = api();
+    let id = uid(TYPE);
+    tcreate(
+        &api,
+        &json!({ "id": id, "type": TYPE, LEVEL: [prop(json!(1.0), "2026-01-05T00:00:00Z")] }),
+    )
+    .await;
+    let instance = "urn:ngsi-ld:attribute:instance:1";
+    let r = api
+        .delete(&format!(
+            "/temporal/entities/{id}/attrs/invalid(Name/{instance}"
+        ))
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = api
+        .patch(
+            &format!("/temporal/entities/{id}/attrs/invalid(Name/{instance}"),
+            &json!({ "value": 2 }),
+        )
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    for unknown in [
+        "urn:ngsi-ld:Instance:not-ours",
+        "urn:ngsi-ld:attribute:instance:999999999",
+    ] {
+        let r = api
+            .delete(&format!("/temporal/entities/{id}/attrs/{LEVEL}/{unknown}"))
+            .await;
+        assert_problem(&r, 404, "ResourceNotFound");
+    }
+    let r = api
+        .patch(
+            &format!("/temporal/entities/{id}/attrs/{LEVEL}"),
+            &json!({ "value": 2 }),
+        )
+        .await;
+    assert_eq!(r.status, 405, "{}", r.text);
+}

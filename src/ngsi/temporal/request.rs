@@ -196,7 +196,8 @@ impl TemporalQuery {
             q.methods = methods
                 .split(',')
                 .map(|m| AggrMethod::parse(m.trim()))
-                .collect::<Result<_>>()?;
+                .collect::<Result<_>>()
+                .map_err(|e| NgsiError::bad_data(format!("aggrMethods: {}", e.detail)))?;
             // A zero duration (the default, PT0S) is one period over the whole window.
             q.period = params
                 .get("aggrPeriodDuration")
