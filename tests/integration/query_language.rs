@@ -1433,3 +1433,53 @@ async fn bad_queries_are_400_with_a_detail_naming_the_problem() {
         "{body}"
     );
 }
+
+/// `!attr` selects the entities without the attribute (clause 4.9), alone, in a
+/// conjunction, and in a query without a type; it negates existence only.
+#[tokio::test]
+async fn q_negated_existence() {
+    let api = api();
+    metropolis(&api).await;
+    let all = select(&api, &[("type", "WasteContainer")]).await;
+    let with = select(&api, &[("type", "WasteContainer"), ("q", "refDevice")]).await;
+    let without = select(&api, &[("type", "WasteContainer"), ("q", "!refDevice")]).await;
+    assert!(
+        !with.is_empty() && !without.is_empty(),
+        "{with:?} {without:?}"
+    );
+    let mut union: Vec<&str> = with.iter().chain(without.iter()).copied().collect();
+    union.sort();
+    assert_eq!(
+        union,
+        sorted(all.clone()),
+        "!refDevice is the complement of refDevice"
+    );
+    check_q(
+        &api,
+        WC,
+        &[
+            ("!refDevice;fillingLevel>=0.4", {
+                let high = select(
+                    &api,
+                    &[("type", "WasteContainer"), ("q", "fillingLevel>=0.4")],
+                )
+                .await;
+                high.into_iter().filter(|k| without.contains(k)).collect()
+            }),
+            ("!neverSeen", all.clone()),
+        ],
+    )
+    .await;
+    // Without a type: every entity of the tenant lacking fillingLevel.
+    let no_level = select(&api, &[("q", "!fillingLevel")]).await;
+    assert!(
+        no_level.contains(&"meteoAubagne") && !no_level.contains(&"port"),
+        "{no_level:?}"
+    );
+    let r = get(
+        &api,
+        &[("type", "WasteContainer"), ("q", "!fillingLevel>0.4")],
+    )
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+}

@@ -38,6 +38,7 @@ pub fn matches(expr: &Expr, entity: &Entity) -> bool {
         Expr::And(items) => items.iter().all(|e| matches(e, entity)),
         Expr::Or(items) => items.iter().any(|e| matches(e, entity)),
         Expr::Term(t) => term_matches(t, entity),
+        Expr::Not(inner) => !matches(inner, entity),
     }
 }
 
