@@ -85,6 +85,56 @@ const TEMPORAL_PARAMS: &[&str] = &[
     "csf",
 ];
 
+/// An instance whose value is the null marker records that the attribute was deleted
+/// at that time (the history of a deletion, clause 5.6.11.4).
+fn deletion_instance(
+    name: &str,
+    item: &Value,
+    ctx: &ActiveContext,
+    now: &str,
+) -> Result<Option<NewInstance>> {
+    let Some(obj) = item.as_object() else {
+        return Ok(None);
+    };
+    let kind = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or(attribute::PROPERTY);
+    let member = attribute::value_member(kind);
+    if obj.get(member).and_then(Value::as_str) != Some(attribute::NULL_URI) {
+        return Ok(None);
+    }
+    let mut body = Map::new();
+    body.insert("type".into(), Value::String(kind.to_string()));
+    body.insert(member.into(), Value::String(attribute::NULL_URI.into()));
+    for meta in ["observedAt", "datasetId"] {
+        if let Some(v) = obj.get(meta) {
+            let text = v
+                .as_str()
+                .ok_or_else(|| NgsiError::bad_data(format!("{name}: {meta} must be a string")))?;
+            if meta == "observedAt" {
+                time::parse_datetime(text).map_err(|_| {
+                    NgsiError::bad_data(format!("{name}: observedAt '{text}' is not a date-time"))
+                })?;
+            } else {
+                validate_uri(text, "datasetId")?;
+            }
+            body.insert(meta.into(), v.clone());
+        }
+    }
+    body.insert("createdAt".into(), Value::String(now.to_string()));
+    body.insert("modifiedAt".into(), Value::String(now.to_string()));
+    Ok(Some(NewInstance {
+        attr: ctx.expand(name),
+        dataset_id: obj
+            .get("datasetId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        body,
+        deleted: true,
+    }))
+}
+
 /// The instances of a temporal body: every attribute value is one instance or an array.
 fn instances_of(
     body: &Map<String, Value>,
@@ -107,6 +157,10 @@ fn instances_of(
             other => vec![other],
         };
         for item in items {
+            if let Some(gone) = deletion_instance(name, item, ctx, now)? {
+                out.push(gone);
+                continue;
+            }
             let body = attribute::parse_instance(name, item, ctx, now, Mode::Create, 0)?;
             let dataset_id = body
                 .get("datasetId")
@@ -147,6 +201,15 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
             .ok_or_else(|| NgsiError::bad_data("the temporal entity needs a type"))?,
         &body.ctx,
     )?;
+    // Clause 5.5.4: the null marker removes a member only in fragments (partial
+    // update, merge); a temporal entity is not one.
+    for member in ["expiresAt", "scope"] {
+        if obj.get(member).and_then(Value::as_str) == Some(attribute::NULL_URI) {
+            return Err(NgsiError::bad_data(format!(
+                "{member} cannot be urn:ngsi-ld:null in a temporal entity"
+            )));
+        }
+    }
     let now = time::now();
     let add = instances_of(&obj, &body.ctx, &now)?;
     let scope = obj

@@ -2229,3 +2229,36 @@ async fn temporal_attribute_paths_refuse_bad_names_and_unknown_instances() {
         .await;
     assert_eq!(r.status, 405, "{}", r.text);
 }
+
+/// A null-marker instance in temporal input records a deletion in the history.
+#[tokio::test]
+async fn temporal_input_records_deletions_and_unions_types() {
+    let api = api();
+    let id = uid(TYPE);
+    tcreate(
+        &api,
+        &json!({ "id": id, "type": TYPE, LEVEL: [prop(json!(1.0), "2026-01-01T00:00:00Z")] }),
+    )
+    .await;
+    let r = api
+        .post(
+            "/temporal/entities",
+            &json!({ "id": id, "type": [TYPE, "Piezometer"],
+                     LEVEL: [{ "type": "Property", "value": NULL_URI, "observedAt": "2026-01-02T00:00:00Z" }] }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let v = tget(
+        &api,
+        &tpath(&id, "timerel=before&timeAt=2030-01-01T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(items(&v, LEVEL).len(), 2, "{v}");
+    assert!(v.to_string().contains("Piezometer"), "{v}");
+    assert!(
+        items(&v, LEVEL)
+            .iter()
+            .any(|i| i.get("deletedAt").is_some()),
+        "{v}"
+    );
+}
