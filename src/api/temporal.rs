@@ -460,6 +460,8 @@ async fn respond(
             "the projection (pick/omit) leaves no attribute of the entity",
         ));
     }
+    // Attributes an entity has in the asked window, before a page cuts them.
+    let attrs_before: Vec<Vec<(String, String)>> = results.iter().map(attribute_kinds).collect();
     let window = crate::ngsi::temporal::paginate(
         &mut results,
         state.config.temporal_max_instances,
@@ -468,8 +470,17 @@ async fn respond(
     );
     let rendered: Vec<Value> = results
         .iter()
-        .map(|r| {
+        .zip(attrs_before)
+        .map(|(r, before)| {
             let mut v = render::render(r, &ctx, &tq);
+            // An attribute whose instances all fall after this page is still listed,
+            // empty, so that the client knows to ask for the next page.
+            for (attr, kind) in before {
+                let name = ctx.compact(&attr);
+                if !v.contains_key(&name) {
+                    v.insert(name, render::empty_attribute(&kind, &tq));
+                }
+            }
             projection.apply_to_members(&mut v);
             response::with_context(v, media, &ctx)
         })
@@ -514,6 +525,22 @@ async fn respond(
         ),
     ))
     .body(text))
+}
+
+/// The (attribute, attribute type) pairs of a history.
+fn attribute_kinds(r: &crate::ngsi::temporal::TemporalResult) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for i in &r.instances {
+        if !out.iter().any(|(a, _)| *a == i.attr) {
+            let kind = i
+                .body
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or(attribute::PROPERTY);
+            out.push((i.attr.clone(), kind.to_string()));
+        }
+    }
+    out
 }
 
 /// How many entities a temporal query selects, whatever the page: every candidate is

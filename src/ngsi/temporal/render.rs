@@ -153,6 +153,16 @@ fn simplified_value(kind: &str, value: Option<Value>, ctx: &ActiveContext) -> Va
     }
 }
 
+/// An attribute with no instance in this answer, in the answer's representation.
+pub fn empty_attribute(kind: &str, q: &TemporalQuery) -> Value {
+    match q.format {
+        TemporalFormat::TemporalValues => {
+            json!({ "type": kind, values_member(kind): [] })
+        }
+        _ => json!([]),
+    }
+}
+
 fn values_member(kind: &str) -> &'static str {
     match kind {
         attribute::RELATIONSHIP => "objects",
