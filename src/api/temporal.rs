@@ -212,10 +212,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
     }
     let now = time::now();
     let add = instances_of(&obj, &body.ctx, &now)?;
-    let scope = obj
-        .get("scope")
-        .and_then(|s| serde_json::from_value::<ScopeValue>(s.clone()).ok())
-        .map(ScopeValue::into_vec);
+    let scope = obj.get("scope").map(scope_of).transpose()?.flatten();
     let entity = TemporalEntity {
         id: id.clone(),
         types,
@@ -235,6 +232,35 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
     } else {
         Ok(HttpResponse::NoContent().finish())
     }
+}
+
+/// The scope of a temporal entity: scopes as the core API writes them, or the scope's
+/// own history (Property instances with observedAt), of which the latest is kept.
+fn scope_of(raw: &Value) -> Result<Option<Vec<String>>> {
+    let bad =
+        || NgsiError::bad_data("scope must be a string, an array of strings or scope instances");
+    let plain = |v: &Value| {
+        serde_json::from_value::<ScopeValue>(v.clone())
+            .ok()
+            .map(ScopeValue::into_vec)
+    };
+    if let Some(scopes) = plain(raw) {
+        return Ok(Some(scopes));
+    }
+    let instances: Vec<&Value> = match raw {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => vec![raw],
+        _ => return Err(bad()),
+    };
+    let mut latest: Option<(&str, Vec<String>)> = None;
+    for inst in instances {
+        let value = inst.get("value").and_then(plain).ok_or_else(bad)?;
+        let at = inst.get("observedAt").and_then(Value::as_str).unwrap_or("");
+        if latest.as_ref().is_none_or(|(t, _)| at >= *t) {
+            latest = Some((at, value));
+        }
+    }
+    Ok(latest.map(|(_, v)| v))
 }
 
 #[derive(serde::Deserialize)]

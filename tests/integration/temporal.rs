@@ -2269,3 +2269,38 @@ async fn temporal_input_records_deletions_and_unions_types() {
         "{v}"
     );
 }
+
+/// A temporal entity's scope may come as its own history (Property instances); the
+/// latest is the entity's scope, which scopeQ selects on.
+#[tokio::test]
+async fn scope_given_as_instances() {
+    let api = api();
+    let (ab, x) = (uid(TYPE), uid(TYPE));
+    for (id, scopes) in [
+        (
+            &ab,
+            json!([{ "type": "Property", "value": "/Old", "observedAt": "2026-01-01T00:00:00Z" }, { "type": "Property", "value": ["/A/B", "/C"], "observedAt": "2026-02-01T00:00:00Z" }]),
+        ),
+        (
+            &x,
+            json!([{ "type": "Property", "value": "/X", "observedAt": "2026-01-01T00:00:00Z" }]),
+        ),
+    ] {
+        tcreate(&api, &json!({ "id": id, "type": TYPE, "scope": scopes, LEVEL: [prop(json!(1.0), "2026-03-01T00:00:00Z")] })).await;
+    }
+    let v = tget(
+        &api,
+        &format!("/temporal/entities?type={TYPE}&id={ab},{x}&scopeQ=/A/%23"),
+    )
+    .await;
+    let ids: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![ab.as_str()], "{v}");
+    assert!(v.to_string().contains("/A/B"), "{v}");
+    let r = api.post("/temporal/entities", &json!({ "id": uid(TYPE), "type": TYPE, "scope": [{ "type": "Property", "value": 3 }] })).await;
+    assert_problem(&r, 400, "BadRequestData");
+}
