@@ -1483,3 +1483,50 @@ async fn q_negated_existence() {
     .await;
     assert_problem(&r, 400, "BadRequestData");
 }
+
+/// `attr[*]` compares any member of a compound value, e.g. any language of a
+/// LanguageProperty, or any key of a JSON object value.
+#[tokio::test]
+async fn q_wildcard_key() {
+    let api = api();
+    let (a, b) = (uid("Street"), uid("Street"));
+    api.post(
+        "/entities",
+        &json!({ "id": a, "type": "Street",
+        "label": { "type": "LanguageProperty", "languageMap": { "fr": "rouge", "en": "red" } } }),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "/entities",
+        &json!({ "id": b, "type": "Street",
+        "label": { "type": "LanguageProperty", "languageMap": { "it": "rosso", "en": "red" } } }),
+    )
+    .await
+    .expect(201);
+    let ids = |r: Resp| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .json()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["id"].as_str().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    };
+    let r = api
+        .get("/entities?type=Street&q=label%5B*%5D==%22rouge%22")
+        .await;
+    assert_eq!(ids(r), vec![a.clone()]);
+    let r = api
+        .get("/entities?type=Street&q=label%5B*%5D==%22red%22")
+        .await;
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(ids(r), both);
+    let r = api
+        .get("/entities?type=Street&q=label%5Bfr%5D==%22red%22")
+        .await;
+    assert!(ids(r).is_empty());
+}

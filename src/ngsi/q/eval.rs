@@ -78,7 +78,11 @@ fn resolve(inst: &Attribute, path: &Path) -> Option<Value> {
         }
     };
     for key in &path.keys {
-        value = value.get(key.as_str())?.clone();
+        value = match (key.as_str(), value) {
+            // `[*]`: any member, e.g. any language of a LanguageProperty (clause 4.9).
+            ("*", Value::Object(members)) => Value::Array(members.into_values().collect()),
+            (_, v) => v.get(key.as_str())?.clone(),
+        };
     }
     Some(value)
 }
