@@ -58,6 +58,44 @@ const QUERY_PARAMS: &[&str] = &[
 ];
 
 /// The selection part of a query request, shared with purge.
+/// Entity members that are not attributes.
+const SYSTEM_MEMBERS: &[&str] = &[
+    "createdAt",
+    "modifiedAt",
+    "deletedAt",
+    "observedAt",
+    "expiresAt",
+];
+
+/// Where a quantifier follows another (`a**`, `a+*`): Rust's regex engine reads it as
+/// a repeated repetition, but it is an error in the ECMAScript/POSIX patterns NGSI-LD
+/// clients write, so it is refused rather than guessed at. Lazy `*?`, `+?`, `??` and
+/// escaped or bracketed characters are fine.
+fn stacked_quantifier(pattern: &str) -> Option<usize> {
+    let (mut escaped, mut in_class, mut previous_quantifier) = (false, false, false);
+    for (i, c) in pattern.char_indices() {
+        if escaped {
+            escaped = false;
+            previous_quantifier = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '*' | '+' if !in_class && previous_quantifier => return Some(i),
+            '*' | '+' | '?' | '}' if !in_class => {
+                // `?` right after a quantifier makes it lazy, and ends the run.
+                previous_quantifier = !(c == '?' && previous_quantifier);
+                continue;
+            }
+            _ => {}
+        }
+        previous_quantifier = false;
+    }
+    None
+}
+
 pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<EntityQuery> {
     let mut q = EntityQuery::default();
     match params.get("type").map(String::as_str) {
@@ -86,9 +124,19 @@ pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Resul
         regex::Regex::new(p).map_err(|e| {
             NgsiError::bad_data(format!("idPattern is not a valid regular expression: {e}"))
         })?;
+        if let Some(at) = stacked_quantifier(p) {
+            return Err(NgsiError::bad_data(format!(
+                "idPattern is not a valid regular expression: nothing to repeat at position {at}"
+            )));
+        }
         q.id_pattern = Some(p.clone());
     }
     if let Some(attrs) = list(params, "attrs") {
+        if let Some(core) = attrs.iter().find(|a| *a == "id" || *a == "type") {
+            return Err(NgsiError::bad_data(format!(
+                "attrs lists attributes; '{core}' is an entity member (use pick)"
+            )));
+        }
         if !attrs.is_empty() {
             q.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
         }
@@ -271,16 +319,28 @@ async fn run_query(
     }
     let local = bool_param(&params, "local")?;
     let mut q = selection(&params, &ctx)?;
+    // Clause 5.7.2.4: a query must narrow by type, attributes, q or geoQ (ids alone,
+    // system members alone or a q on system attributes alone are too wide), unless
+    // it is local.
+    let narrows_by_attrs = list(&params, "attrs")
+        .is_some_and(|a| a.iter().any(|n| !SYSTEM_MEMBERS.contains(&n.as_str())));
+    let narrows_by_q = q.q.as_mut().is_some_and(|e| {
+        e.paths_mut().iter().any(|p| {
+            !SYSTEM_MEMBERS
+                .iter()
+                .any(|m| p.attr == *m || p.attr == ctx.expand(m))
+        })
+    });
     if !local
         && q.types.is_none()
         && !params.contains_key("type")
-        && q.ids.is_none()
-        && q.id_pattern.is_none()
-        && q.attrs.is_none()
-        && !q.has_row_filter()
+        && !narrows_by_attrs
+        && !narrows_by_q
+        && q.scope_q.is_none()
+        && q.geo_q.is_none()
     {
         return Err(NgsiError::bad_data(
-            "give at least one of type, id, idPattern, attrs, q, scopeQ or geoQ",
+            "give at least one of type, attrs, q, scopeQ or geoQ (or local=true): ids alone are too wide",
         ));
     }
     q.limit = number_param(&params, "limit", DEFAULT_LIMIT)?;

@@ -57,14 +57,21 @@ async fn query_by_type() {
 async fn query_by_id_and_id_pattern() {
     let api = api();
     let (cars, bikes) = fleet(&api).await;
+    // Ids alone are too wide a query (clause 5.7.2.4) unless it is local.
     let r = api
         .get(&format!("/entities?id={},{}", cars[0], bikes[1]))
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = api
+        .get(&format!("/entities?id={},{}&local=true", cars[0], bikes[1]))
         .await;
     let mut want = vec![cars[0].clone(), bikes[1].clone()];
     want.sort();
     assert_eq!(ids_of(&r.expect(200).json()), want);
 
-    let r = api.get("/entities?idPattern=urn:ngsi-ld:Bike:.*").await;
+    let r = api
+        .get("/entities?idPattern=urn:ngsi-ld:Bike:.*&local=true")
+        .await;
     assert_eq!(ids_of(&r.expect(200).json()), bikes);
     let r = api.get("/entities?type=Car&idPattern=.*00[12]$").await;
     assert_eq!(ids_of(&r.expect(200).json()), cars[1..3].to_vec());
@@ -231,4 +238,36 @@ async fn purge_entities_by_type() {
     );
     // A purge needs a selection.
     assert_problem(&api.delete("/entities").await, 400, "BadRequestData");
+}
+
+/// Queries too wide or malformed for clause 5.7.2.4: system members alone, a q on
+/// system attributes alone, core members in attrs, a pattern with nothing to repeat.
+#[tokio::test]
+async fn too_wide_or_malformed_queries_are_400() {
+    let api = api();
+    api.post(
+        "/entities",
+        &json!({ "id": uid("Car"), "type": "Car", "speed": { "type": "Property", "value": 1 } }),
+    )
+    .await
+    .expect(201);
+    for bad in [
+        "/entities?attrs=createdAt",
+        "/entities?q=modifiedAt%3E%222020-01-01T00:00:00Z%22",
+        "/entities?attrs=id,type",
+        "/entities?type=Car&idPattern=car**",
+        "/entities?type=Car&idPattern=car%2B*",
+    ] {
+        let r = api.get(bad).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    // Lazy quantifiers, escaped and bracketed characters are fine.
+    for good in [
+        "/entities?type=Car&idPattern=car.*%3F",
+        "/entities?type=Car&idPattern=a%5C*%2B",
+        "/entities?type=Car&idPattern=%5B*%2B%5D%2B",
+        "/entities?type=Car&q=modifiedAt%3E%222020-01-01T00:00:00Z%22",
+    ] {
+        api.get(good).await.expect(200);
+    }
 }

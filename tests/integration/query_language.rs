@@ -717,7 +717,7 @@ async fn id_list_and_id_pattern_with_q() {
     metropolis(&api).await;
     let ids = format!("{},{},{}", id_of("port"), id_of("nord"), id_of("noiseAix"));
     assert_eq!(
-        select(&api, &[("id", &ids)]).await,
+        select(&api, &[("id", &ids), ("local", "true")]).await,
         sorted(vec!["port", "nord", "noiseAix"])
     );
     assert_eq!(
@@ -725,7 +725,14 @@ async fn id_list_and_id_pattern_with_q() {
         vec!["port"]
     );
     assert_eq!(
-        select(&api, &[("idPattern", "^urn:ngsi-ld:WaterObserved:.*")]).await,
+        select(
+            &api,
+            &[
+                ("idPattern", "^urn:ngsi-ld:WaterObserved:.*"),
+                ("local", "true")
+            ]
+        )
+        .await,
         sorted(vec!["waterBerre", "waterHuveaune"])
     );
     assert_eq!(
@@ -846,7 +853,11 @@ async fn representations_key_values_and_concise() {
     metropolis(&api).await;
     let ids = format!("{},{}", id_of("port"), id_of("waterBerre"));
 
-    let r = get(&api, &[("id", &ids), ("options", "keyValues")]).await;
+    let r = get(
+        &api,
+        &[("id", &ids), ("options", "keyValues"), ("local", "true")],
+    )
+    .await;
     let body = r.expect(200).json();
     assert_eq!(keys_in(&body), sorted(vec!["port", "waterBerre"]));
     for e in body.as_array().expect("array") {
@@ -867,7 +878,11 @@ async fn representations_key_values_and_concise() {
         }
     }
 
-    let r = get(&api, &[("id", &ids), ("format", "concise")]).await;
+    let r = get(
+        &api,
+        &[("id", &ids), ("format", "concise"), ("local", "true")],
+    )
+    .await;
     let body = r.expect(200).json();
     for e in body.as_array().expect("array") {
         if e["id"] == json!(id_of("port")) {
