@@ -357,7 +357,27 @@ async fn run_query(
             "limit=0 is only allowed with count=true",
         ));
     }
-    let page = state.store.query(&tenant, &q).await?;
+    let order = params
+        .get("orderBy")
+        .map(|raw| crate::ngsi::order::OrderBy::parse(raw, &ctx))
+        .transpose()?;
+    // Ordered answers are sorted in the broker: the store returns every match, the
+    // page is cut after sorting.
+    let (limit, offset) = (q.limit, q.offset);
+    if order.is_some() {
+        q.limit = i64::MAX as usize;
+        q.offset = 0;
+    }
+    let mut page = state.store.query(&tenant, &q).await?;
+    let mut selected = page.total;
+    if let Some(order) = &order {
+        order.sort(&mut page.items);
+        let matches = page.items.len() as u64;
+        page.items = page.items.into_iter().skip(offset).take(limit).collect();
+        // The whole selection was read: the links know whether more follows.
+        selected = Some(matches);
+        (q.limit, q.offset) = (limit, offset);
+    }
     // An empty page may mean an unknown tenant: only then is the tenant looked up.
     if page.items.is_empty() && page.total.unwrap_or(0) == 0 {
         ensure_tenant(state, &tenant).await?;
@@ -394,7 +414,7 @@ async fn run_query(
     if let Some(total) = page.total {
         b.insert_header(("NGSILD-Results-Count", total.to_string()));
     }
-    for link in paging_links(req, &q, page.items.len(), page.total, media.as_str()) {
+    for link in paging_links(req, &q, page.items.len(), selected, media.as_str()) {
         b.append_header(("Link", link));
     }
     Ok(b.body(text))

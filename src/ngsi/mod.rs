@@ -6,6 +6,7 @@ pub mod entity;
 pub mod geo;
 pub mod ids;
 pub mod operations;
+pub mod order;
 pub mod q;
 pub mod query;
 pub mod render;

@@ -271,3 +271,75 @@ async fn too_wide_or_malformed_queries_are_400() {
         api.get(good).await.expect(200);
     }
 }
+
+/// orderBy (clause 4.23): by attribute value, sub-attribute, id, type, several keys,
+/// each ascending or descending; missing values last; paging after ordering.
+#[tokio::test]
+async fn order_by_members_and_attributes() {
+    let api = api();
+    let ids: Vec<String> = (0..4).map(|_| uid("Building")).collect();
+    // name: c, a, b, (none); floors: 3, 1, 2, 5; name.rank on two of them.
+    let bodies = [
+        json!({ "name": { "type": "Property", "value": "c", "rank": { "type": "Property", "value": 1 } }, "floors": { "type": "Property", "value": 3 } }),
+        json!({ "name": { "type": "Property", "value": "a", "rank": { "type": "Property", "value": 9 } }, "floors": { "type": "Property", "value": 1 } }),
+        json!({ "name": { "type": "Property", "value": "b" }, "floors": { "type": "Property", "value": 2 } }),
+        json!({ "floors": { "type": "Property", "value": 5 } }),
+    ];
+    for (id, body) in ids.iter().zip(bodies) {
+        let mut e = body;
+        e["id"] = json!(id);
+        e["type"] = json!("Building");
+        api.post("/entities", &e).await.expect(201);
+    }
+    let order = |q: &str| {
+        let api = api.clone();
+        let q = q.to_string();
+        async move {
+            let r = api
+                .get(&format!("/entities?type=Building&orderBy={q}"))
+                .await;
+            ids_of_in_order(&r.expect(200).json())
+        }
+    };
+    let at = |i: &[usize]| -> Vec<String> { i.iter().map(|&k| ids[k].clone()).collect() };
+    assert_eq!(order("name").await, at(&[1, 2, 0, 3]), "missing name last");
+    assert_eq!(
+        order("name;desc").await,
+        at(&[0, 2, 1, 3]),
+        "missing still last"
+    );
+    assert_eq!(order("floors;desc").await, at(&[3, 0, 2, 1]));
+    assert_eq!(order("name.rank;desc,floors").await, at(&[1, 0, 2, 3]));
+    let mut by_id = ids.clone();
+    by_id.sort();
+    assert_eq!(order("id").await, by_id);
+    // Paging follows the order.
+    let r = api
+        .get("/entities?type=Building&orderBy=floors&limit=2&offset=1")
+        .await;
+    assert_eq!(ids_of_in_order(&r.expect(200).json()), at(&[2, 0]));
+    let links: Vec<&str> = r
+        .headers
+        .get_all("Link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        links.iter().any(|l| l.contains("rel=\"next\"")),
+        "{links:?}"
+    );
+    for bad in ["name;up", "", "name%3D%3D1"] {
+        let r = api
+            .get(&format!("/entities?type=Building&orderBy={bad}"))
+            .await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+}
+
+fn ids_of_in_order(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .collect()
+}

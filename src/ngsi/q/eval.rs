@@ -57,7 +57,7 @@ fn term_matches(t: &Term, entity: &Entity) -> bool {
     })
 }
 
-fn resolve(inst: &Attribute, path: &Path) -> Option<Value> {
+pub(crate) fn resolve(inst: &Attribute, path: &Path) -> Option<Value> {
     let mut current = inst;
     let mut value: Option<&Value> = None;
     for sub in &path.subs {
