@@ -33,6 +33,8 @@ mod errors;
 mod geo_queries;
 #[path = "integration/jsonld_contexts_api.rs"]
 mod jsonld_contexts_api;
+#[path = "integration/linked_entities.rs"]
+mod linked_entities;
 #[path = "integration/operational.rs"]
 mod operational;
 #[path = "integration/persistence.rs"]
