@@ -131,6 +131,16 @@ pub fn render_options(
                 "{what}: nested projections need join"
             )));
         }
+        let level: usize = params
+            .get("joinLevel")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(1);
+        if tree.nesting_depth() > level {
+            return Err(NgsiError::bad_data(format!(
+                "{what} nests {} levels of linked entities, deeper than joinLevel {level}",
+                tree.nesting_depth()
+            )));
+        }
         Ok(tree)
     };
     if let Some(pick) = params.get("pick") {
@@ -209,7 +219,14 @@ fn linked_options(
                 child.attrs = Some(attrs);
                 child.picked_members = Some(sub.members.clone());
             } else {
-                child.omit = sub.attrs.iter().chain(&sub.members).cloned().collect();
+                // A Relationship carrying a deeper omit stays; its linked entity is trimmed.
+                child.omit = sub
+                    .attrs
+                    .iter()
+                    .filter(|a| !sub.nested.contains_key(*a))
+                    .chain(&sub.members)
+                    .cloned()
+                    .collect();
             }
             child.linked = linked_options(&child, sub, pick);
             (relationship.clone(), child)

@@ -238,14 +238,17 @@ fn query_object_to_params(
             for (k, v) in sel {
                 match k.as_str() {
                     "type" => types.push(text(v)?),
-                    "id" => match v {
-                        Value::String(s) => ids.push(s.clone()),
-                        _ => {
-                            return Err(NgsiError::bad_data(
-                                "an entity selector's id must be a string",
-                            ))
+                    "id" => {
+                        match v {
+                            Value::String(s) => ids.push(s.clone()),
+                            // Clause 5.2.33 (1.9): id may list several entities.
+                            Value::Array(items) if items.iter().all(Value::is_string) => ids
+                                .extend(items.iter().filter_map(Value::as_str).map(str::to_string)),
+                            _ => return Err(NgsiError::bad_data(
+                                "an entity selector's id must be a string or an array of strings",
+                            )),
                         }
-                    },
+                    }
                     "idPattern" => patterns.push(text(v)?),
                     other => {
                         return Err(NgsiError::bad_data(format!(
@@ -278,6 +281,35 @@ fn query_object_to_params(
     for key in ["attrs", "pick", "omit", "q", "scopeQ", "lang"] {
         if let Some(v) = obj.get(key) {
             params.insert(key.into(), text(v)?);
+        }
+    }
+    if obj.contains_key("temporalQ") {
+        return Err(NgsiError::bad_data(
+            "temporalQ belongs to POST /temporal/entityOperations/query only",
+        ));
+    }
+    if let Some(join) = obj.get("join") {
+        params.insert("join".into(), text(join)?);
+    }
+    if let Some(level) = obj.get("joinLevel") {
+        let n = level
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| NgsiError::bad_data("joinLevel must be a positive integer"))?;
+        params.insert("joinLevel".into(), n.to_string());
+    }
+    if let Some(ordering) = obj.get("ordering") {
+        let ordering = ordering
+            .as_object()
+            .ok_or_else(|| NgsiError::bad_data("ordering must be an object"))?;
+        if let Some(order_by) = ordering.get("orderBy") {
+            params.insert("orderBy".into(), text(order_by)?);
+        }
+        if ordering.get("geometry").is_some_and(|g| !g.is_string()) {
+            return Err(NgsiError::bad_data("ordering.geometry must be a string"));
+        }
+        if ordering.get("coordinates").is_some_and(|c| !c.is_array()) {
+            return Err(NgsiError::bad_data("ordering.coordinates must be an array"));
         }
     }
     if let Some(geo) = obj.get("geoQ") {
@@ -318,6 +350,14 @@ async fn run_query(
         return Err(NgsiError::bad_data("joinLevel must be at least 1"));
     }
     let local = bool_param(&params, "local")?;
+    // Clause 4.17: the type wildcard asks this broker only; `local=false` contradicts it.
+    if params.get("type").is_some_and(|t| t == "*")
+        && params.get("local").is_some_and(|l| l == "false")
+    {
+        return Err(NgsiError::bad_data(
+            "type=* cannot be combined with local=false",
+        ));
+    }
     let mut q = selection(&params, &ctx)?;
     // Clause 5.7.2.4: a query must narrow by type, attributes, q or geoQ (ids alone,
     // system members alone or a q on system attributes alone are too wide), unless

@@ -38,6 +38,15 @@ impl ProjectionTree {
     pub fn has_nesting(&self) -> bool {
         !self.nested.is_empty()
     }
+
+    /// How many levels of linked entities the projection reaches into.
+    pub fn nesting_depth(&self) -> usize {
+        self.nested
+            .values()
+            .map(|n| 1 + n.nesting_depth())
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 struct Parser<'a> {

@@ -148,3 +148,61 @@ async fn nested_pick_and_omit_shape_linked_entities() {
         assert_problem(&r, 400, "BadRequestData");
     }
 }
+
+#[tokio::test]
+async fn nested_projections_respect_join_level_and_keep_deeper_relationships() {
+    let api = api();
+    let (container, device, model) = chain(&api).await;
+    // Two levels of nesting need joinLevel 2.
+    let pick = "id,refDevice%7Bid,refDeviceModel%7Bid%7D%7D";
+    let r = api
+        .get(&format!("{}?join=inline&pick={pick}", ent(&container)))
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    // An omit two levels deep keeps the Relationship of the first linked entity.
+    let e = api
+        .entity_q(
+            &container,
+            "?join=inline&joinLevel=2&omit=refDevice%7BrefDeviceModel%7BmodelName%7D%7D",
+        )
+        .await;
+    let dev = &e["refDevice"]["entity"];
+    assert_eq!(dev["id"], json!(device), "{e}");
+    let m = &dev["refDeviceModel"]["entity"];
+    assert_eq!(m["id"], json!(model), "{e}");
+    assert!(
+        m.get("modelName").is_none() && m.get("brandName").is_some(),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn query_objects_take_joins_orderings_and_id_lists() {
+    let api = api();
+    let (container, device, _) = chain(&api).await;
+    let other = uid("WasteContainer");
+    api.post("/entities", &json!({ "id": other, "type": "WasteContainer", "fillingLevel": { "type": "Property", "value": 0.9 } }))
+        .await
+        .expect(201);
+    let post = |body: Value| {
+        let api = api.clone();
+        async move { api.post("/entityOperations/query", &body).await }
+    };
+    let r = post(json!({ "type": "Query", "entities": [{ "type": "WasteContainer", "id": [container, other] }],
+        "ordering": { "orderBy": ["fillingLevel;desc"] }, "join": "inline", "joinLevel": 1 })).await;
+    let v = r.expect(200).json();
+    assert_eq!(v[0]["id"], json!(other), "{v}");
+    assert_eq!(v[1]["refDevice"]["entity"]["id"], json!(device), "{v}");
+    for bad in [
+        json!({ "type": "Query", "entities": [{ "type": "WasteContainer" }], "join": "inline", "joinLevel": 0 }),
+        json!({ "type": "Query", "entities": [{ "type": "WasteContainer" }], "temporalQ": { "timerel": "after", "timeAt": "2020-01-01T00:00:00Z" } }),
+        json!({ "type": "Query", "entities": [{ "type": "WasteContainer" }], "ordering": { "orderBy": ["location;dist-asc"] } }),
+        json!({ "type": "Query", "entities": [{ "type": "WasteContainer" }], "ordering": { "orderBy": ["id"], "geometry": 5 } }),
+        json!({ "type": "Query", "entities": [{ "type": "WasteContainer" }], "ordering": { "orderBy": ["id"], "coordinates": "8,40" } }),
+    ] {
+        let r = post(bad.clone()).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    let r = api.get("/entities?type=*&local=false").await;
+    assert_problem(&r, 400, "BadRequestData");
+}
