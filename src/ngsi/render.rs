@@ -155,7 +155,8 @@ pub fn render_attribute(a: &Attribute, ctx: &ActiveContext, opts: &RenderOptions
     let mut out = Map::new();
     for (k, v) in a {
         match k.as_str() {
-            "createdAt" | "modifiedAt" if !opts.sys_attrs => {}
+            // expiresAt of a transient attribute is a system member too (clause 6.3.11).
+            "createdAt" | "modifiedAt" | "expiresAt" if !opts.sys_attrs => {}
             "vocab" => {
                 out.insert(k.clone(), compact_vocab(v, ctx));
             }

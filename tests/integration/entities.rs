@@ -502,3 +502,25 @@ async fn expires_at_removed_by_the_null_marker_in_a_merge() {
     let r = api.get(&format!("/temporal/entities/{temporal}")).await;
     assert_problem(&r, 404, "ResourceNotFound");
 }
+
+/// A transient attribute's expiresAt is a system member: shown with sysAttrs only.
+#[tokio::test]
+async fn attribute_expires_at_is_shown_with_sys_attrs_only() {
+    let api = api();
+    let id = uid("Vehicle");
+    api.post(
+        "/entities",
+        &json!({ "id": id, "type": "Vehicle",
+                 "speed": { "type": "Property", "value": 7, "expiresAt": "2100-01-01T00:00:00Z" } }),
+    )
+    .await
+    .expect(201);
+    let plain = api.entity(&id).await;
+    assert!(plain["speed"].get("expiresAt").is_none(), "{plain}");
+    let sys = api.entity_q(&id, "?options=sysAttrs").await;
+    assert_eq!(
+        sys["speed"]["expiresAt"],
+        json!("2100-01-01T00:00:00Z"),
+        "{sys}"
+    );
+}
