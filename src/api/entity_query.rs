@@ -471,19 +471,21 @@ fn paging_links(
     if q.limit == 0 || req.method() != actix_web::http::Method::GET {
         return Vec::new();
     }
+    // The client's own parameters, as it encoded them, with the page's limit and offset.
     let page_url = |offset: usize| {
-        let mut pairs: Vec<(String, String)> =
-            url::form_urlencoded::parse(req.query_string().as_bytes())
-                .into_owned()
-                .filter(|(k, _)| k != "offset" && k != "limit")
-                .collect();
-        pairs.push(("limit".into(), q.limit.to_string()));
-        pairs.push(("offset".into(), offset.to_string()));
+        let mut pairs: Vec<String> = req
+            .query_string()
+            .split('&')
+            .filter(|pair| {
+                let key = pair.split('=').next().unwrap_or_default();
+                !pair.is_empty() && key != "offset" && key != "limit"
+            })
+            .map(str::to_string)
+            .collect();
+        pairs.push(format!("limit={}", q.limit));
+        pairs.push(format!("offset={offset}"));
         pairs.sort();
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
-        format!("{}?{}", req.path(), query)
+        format!("{}?{}", req.path(), pairs.join("&"))
     };
     let mut links = Vec::new();
     if q.offset > 0 {

@@ -150,6 +150,29 @@ async fn pagination_limit_offset_count() {
     // Beyond the end.
     let r = api.get("/entities?type=Car&offset=50").await;
     assert_eq!(r.expect(200).json(), json!([]));
+
+    // The paging links keep the client's parameters as it wrote them (clause 4.12).
+    let r = api
+        .get("/entities?type=Car&idPattern=urn:ngsi-ld:Car:.*&limit=2&offset=2&count=true")
+        .await;
+    r.expect(200);
+    let mut links: Vec<String> = r
+        .headers
+        .get_all("Link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(", ").map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| !l.contains("json-ld#context"))
+        .collect();
+    links.sort();
+    let base = "/ngsi-ld/v1/entities?count=true&idPattern=urn:ngsi-ld:Car:.*";
+    assert_eq!(
+        links,
+        vec![
+            format!("<{base}&limit=2&offset=0&type=Car>; rel=\"prev\";type=\"application/json\""),
+            format!("<{base}&limit=2&offset=4&type=Car>; rel=\"next\";type=\"application/json\""),
+        ]
+    );
 }
 
 #[tokio::test]
