@@ -25,6 +25,32 @@ pub enum Command {
     Serve,
     /// Apply the storage migrations and exit.
     Migrate,
+    /// Write a tenant's (or every tenant's) content to a dump file (see
+    /// docs/reversibility.md).
+    Export(ExportArgs),
+    /// Restore a dump written by `export` (all or nothing, unless --resume).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// File to write (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Tenant to export (repeatable; '' is the default tenant). Default: every tenant.
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// Dump file to read (default: standard input).
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Commit batch by batch instead of all at once: what was imported before a failure
+    /// stays, and running the same import again completes it.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +135,10 @@ pub struct Config {
         default_missing_value = "true"
     )]
     pub notify_deny_private: bool,
+    /// Bearer token of the admin API (`/admin/...`: dump, restore, rename). The admin API
+    /// is off when it is not set.
+    #[arg(long, env = "CALANQUE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Log filter, e.g. `info` or `calanque=debug`.
     #[arg(long, env = "CALANQUE_LOG", default_value = "info")]
     pub log: String,
@@ -149,6 +179,9 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err("max-body-bytes must be at least 1024".into());
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("admin-token must be at least 16 characters".into());
         }
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| format!("public-url is not a URL: {e}"))?;

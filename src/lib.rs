@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dump;
 pub mod error;
 pub mod jsonld;
 pub mod ngsi;

@@ -14,7 +14,7 @@ use crate::store::sqlite::{Sqlite, SqliteStore};
 use crate::store::{ContextRepo, ContextRepository, SharedStore};
 use tokio_util::sync::CancellationToken;
 
-fn open_store(config: &Config) -> Result<SharedStore> {
+pub fn open_store(config: &Config) -> Result<SharedStore> {
     let store = SqliteStore::open(&config.sqlite_path(), config.durability)?;
     Ok(Arc::new(Sqlite(Arc::new(store))))
 }

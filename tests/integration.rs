@@ -25,6 +25,8 @@ mod batch;
 mod contexts;
 #[path = "integration/discovery.rs"]
 mod discovery;
+#[path = "integration/dump_workload.rs"]
+mod dump_workload;
 #[path = "integration/entities.rs"]
 mod entities;
 #[path = "integration/errors.rs"]
@@ -43,6 +45,8 @@ mod query;
 mod query_language;
 #[path = "integration/representations.rs"]
 mod representations;
+#[path = "integration/reversibility.rs"]
+mod reversibility;
 #[path = "integration/subscriptions.rs"]
 mod subscriptions;
 #[path = "integration/temporal.rs"]

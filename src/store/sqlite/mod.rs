@@ -1,6 +1,7 @@
 //! The embedded backend: one SQLite file in WAL mode, a group-committing writer thread
 //! and a small pool of reader connections.
 
+mod dump;
 mod entities;
 #[cfg(test)]
 mod q_equivalence_tests;
