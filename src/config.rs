@@ -30,6 +30,19 @@ pub enum Command {
     Export(ExportArgs),
     /// Restore a dump written by `export` (all or nothing, unless --resume).
     Import(ImportArgs),
+    /// Move an entity, its history and the references to it to a new id.
+    Rename(RenameArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenameArgs {
+    /// Tenant of the entity (default: the default tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The entity's current id.
+    pub old_id: String,
+    /// Its new id.
+    pub new_id: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]

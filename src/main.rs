@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
         Command::Migrate => calanque::server::migrate(&cli.config),
         Command::Export(args) => calanque::dump::cli::export(&cli.config, &args),
         Command::Import(args) => calanque::dump::cli::import(&cli.config, &args),
+        Command::Rename(args) => calanque::dump::cli::rename(&cli.config, &args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -43,6 +43,8 @@ mod persistence;
 mod query;
 #[path = "integration/query_language.rs"]
 mod query_language;
+#[path = "integration/rename.rs"]
+mod rename;
 #[path = "integration/representations.rs"]
 mod representations;
 #[path = "integration/reversibility.rs"]

@@ -18,7 +18,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(PREFIX)
             .route("/export", web::get().to(export))
-            .route("/import", web::post().to(import)),
+            .route("/import", web::post().to(import))
+            .route("/rename", web::post().to(rename)),
     );
 }
 
@@ -179,4 +180,29 @@ async fn refresh(state: &State) -> Result<()> {
         .subscriptions
         .load(&state.store, &state.contexts)
         .await
+}
+
+/// `POST /admin/rename` with `{"oldId": ..., "newId": ...}` in the `NGSILD-Tenant`
+/// tenant: moves the entity, its history and the references to it; answers the record.
+async fn rename(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    authorize(&state, &req)?;
+    let tenant = extract::tenant(&req)?;
+    let (body, _) = extract::plain_json_body(&state, &req, payload).await?;
+    let id = |key: &str| -> Result<String> {
+        let v = body
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| NgsiError::bad_data(format!("the body needs '{key}' (an entity id)")))?;
+        crate::ngsi::ids::validate_uri(v, key)?;
+        Ok(v.to_string())
+    };
+    let (old, new) = (id("oldId")?, id("newId")?);
+    if old == new {
+        return Err(NgsiError::bad_data("oldId and newId are the same"));
+    }
+    let row = state.store.rename_entity(&tenant, &old, &new).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "oldId": row.old_id, "newId": row.new_id, "renamedAt": row.renamed_at,
+        "rewritten": row.rewritten,
+    })))
 }

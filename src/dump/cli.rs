@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::export::Sink;
 use super::import::Importer;
 use super::Summary;
-use crate::config::{Config, ExportArgs, ImportArgs};
+use crate::config::{Config, ExportArgs, ImportArgs, RenameArgs};
 use crate::error::{NgsiError, Result};
 use crate::ngsi::Tenant;
 
@@ -145,5 +145,23 @@ pub fn import(config: &Config, args: &ImportArgs) -> std::result::Result<(), Str
         }
     })?;
     eprintln!("imported {}", report(&summary));
+    Ok(())
+}
+
+pub fn rename(config: &Config, args: &RenameArgs) -> std::result::Result<(), String> {
+    let tenant = Tenant::parse(args.tenant.as_deref()).map_err(|e| e.detail)?;
+    for id in [&args.old_id, &args.new_id] {
+        crate::ngsi::ids::validate_uri(id, "entity id").map_err(|e| e.detail)?;
+    }
+    let store = crate::server::open_store(config).map_err(|e| e.detail)?;
+    let row = runtime()?
+        .block_on(store.rename_entity(&tenant, &args.old_id, &args.new_id))
+        .map_err(|e| e.detail)?;
+    eprintln!(
+        "renamed {} to {}; references rewritten in {} entities",
+        row.old_id,
+        row.new_id,
+        row.rewritten.len()
+    );
     Ok(())
 }

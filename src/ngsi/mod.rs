@@ -8,6 +8,7 @@ pub mod ids;
 pub mod operations;
 pub mod q;
 pub mod query;
+pub mod rename;
 pub mod render;
 pub mod scope;
 pub mod subscription;

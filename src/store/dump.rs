@@ -124,4 +124,12 @@ pub trait DumpStore: Send + Sync {
     async fn restore_commit(&self, session: &RestoreSession) -> Result<u64>;
     /// Drops what the session staged.
     async fn restore_abort(&self, session: &RestoreSession) -> Result<()>;
+
+    /// Moves an entity to a new id, atomically: its current state, its whole history,
+    /// and every reference other entities (current state and history) hold to it
+    /// (rewritten with `ngsi::rename`); the rename is recorded (`dump_renames`).
+    /// ResourceNotFound if there is no such entity, AlreadyExists if the new id is taken
+    /// (by an entity or a history).
+    async fn rename_entity(&self, tenant: &Tenant, old_id: &str, new_id: &str)
+        -> Result<RenameRow>;
 }

@@ -317,6 +317,22 @@ impl DumpStore for Sqlite {
             .await?
     }
 
+    async fn rename_entity(
+        &self,
+        tenant: &Tenant,
+        old_id: &str,
+        new_id: &str,
+    ) -> Result<RenameRow> {
+        let (tenant, old, new) = (tenant.clone(), old_id.to_string(), new_id.to_string());
+        self.0
+            .write_job(move |conn| {
+                writer::in_savepoint(conn, |conn| {
+                    super::rename::rename(conn, &tenant, &old, &new)
+                })
+            })
+            .await?
+    }
+
     async fn restore_abort(&self, session: &RestoreSession) -> Result<()> {
         let session = session.0.clone();
         self.0

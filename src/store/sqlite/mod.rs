@@ -6,6 +6,7 @@ mod entities;
 #[cfg(test)]
 mod q_equivalence_tests;
 mod q_sql;
+mod rename;
 mod schema;
 mod subscriptions;
 pub mod temporal;
