@@ -50,9 +50,21 @@ pub struct ExportArgs {
     /// File to write (default: standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Tenant to export (repeatable; '' is the default tenant). Default: every tenant.
+    /// Tenant to export (repeatable for a dump; '' is the default tenant). Default: every
+    /// tenant for a dump, the default tenant otherwise.
     #[arg(long = "tenant")]
     pub tenants: Vec<String>,
+    /// `dump` (everything, restorable), or a flat/GIS layer: `csv-history`, `csv`,
+    /// `geojson`, `shapefile` (zip), `kml`.
+    #[arg(long, default_value = "dump")]
+    pub format: String,
+    /// What a layer holds, as NGSI-LD query parameters, e.g.
+    /// `type=WaterObserved&attrs=level&timerel=between&timeAt=...&endTimeAt=...&tz=Europe/Paris`.
+    #[arg(long, default_value = "")]
+    pub query: String,
+    /// @context (URL) compacting the names of a layer (default: the core context).
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

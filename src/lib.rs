@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod dump;
 pub mod error;
+pub mod flat;
 pub mod jsonld;
 pub mod ngsi;
 pub mod notify;

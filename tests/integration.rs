@@ -31,6 +31,8 @@ mod dump_workload;
 mod entities;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/flat_exports.rs"]
+mod flat_exports;
 #[path = "integration/geo_queries.rs"]
 mod geo_queries;
 #[path = "integration/jsonld_contexts_api.rs"]

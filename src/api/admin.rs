@@ -80,10 +80,38 @@ impl Sink for ChannelSink {
     }
 }
 
+/// Parameters of a flat/GIS export (NGSI-LD query parameters, `attrs`, `tz`).
+const LAYER_PARAMS: &[&str] = &[
+    "format",
+    "type",
+    "id",
+    "idPattern",
+    "q",
+    "scopeQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "attrs",
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+    "timeproperty",
+    "tz",
+];
+
 /// `GET /admin/export[?tenant=a,b]`: the dump, streamed (all tenants by default).
+/// With `format=csv-history|csv|geojson|shapefile|kml`: one layer of the request's
+/// tenant (`NGSILD-Tenant`), names compacted with its @context (`Link`).
 async fn export(state: State, req: HttpRequest) -> Result<HttpResponse> {
     authorize(&state, &req)?;
-    let params = extract::query_params(&req, &["tenant"])?;
+    let format = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.to_string());
+    if let Some(f) = format.filter(|f| f != "dump") {
+        return export_layer(&state, &req, &f).await;
+    }
+    let params = extract::query_params(&req, &["tenant", "format"])?;
     let tenants = match extract::list(&params, "tenant") {
         None => None,
         Some(names) => Some(
@@ -93,31 +121,71 @@ async fn export(state: State, req: HttpRequest) -> Result<HttpResponse> {
                 .collect::<Result<Vec<_>>>()?,
         ),
     };
-    // A channel of a few chunks: the export runs no further ahead of the client.
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(stream(state.store.clone(), Job::Dump(tenants))))
+}
+
+async fn export_layer(state: &State, req: &HttpRequest, format: &str) -> Result<HttpResponse> {
+    let format = crate::flat::FlatFormat::parse(format)?;
+    let mut params = extract::query_params(req, LAYER_PARAMS)?;
+    params.remove("format");
+    let tenant = extract::tenant(req)?;
+    let ctx = extract::context(state, req).await?;
+    let name = params
+        .get("type")
+        .cloned()
+        .unwrap_or_else(|| "export".into());
+    let layer = crate::flat::request(format, tenant, params, ctx, &name)?;
+    let file = format!("{}.{}", name.replace(['"', '\\'], ""), format.extension());
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{file}\""),
+        ))
+        .streaming(stream(state.store.clone(), Job::Layer(Box::new(layer)))))
+}
+
+/// What a streamed response writes.
+pub enum Job {
+    Dump(Option<Vec<Tenant>>),
+    Layer(Box<crate::flat::FlatRequest>),
+}
+
+/// Runs a writer into a response body through a channel of a few chunks, so it runs no
+/// further ahead of the client than that. A failure cuts the body short (a dump then
+/// lacks its end record, which import detects).
+pub fn stream(
+    store: crate::store::SharedStore,
+    job: Job,
+) -> impl futures_util::Stream<Item = std::result::Result<web::Bytes, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let store = state.store.clone();
     actix_web::rt::spawn(async move {
         let mut sink = ChannelSink {
             tx,
             buf: Vec::with_capacity(CHUNK),
         };
-        let done = crate::dump::export::export(&store, tenants, &mut sink).await;
+        let done = match job {
+            Job::Dump(tenants) => crate::dump::export::export(&store, tenants, &mut sink)
+                .await
+                .map(|_| ()),
+            Job::Layer(layer) => crate::flat::export(&store, &layer, &mut sink)
+                .await
+                .map(|_| ()),
+        };
         let done = match done {
-            Ok(_) => sink.send().await,
+            Ok(()) => sink.send().await,
             Err(e) => Err(e),
         };
         if let Err(e) = done {
-            // The client sees a dump without its end record: import refuses it.
             tracing::warn!(error = %e.detail, "export stopped");
             let _ = sink.tx.send(Err(std::io::Error::other(e.detail))).await;
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+    futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .streaming(body))
+    })
 }
 
 /// `POST /admin/import[?resume=true]`: restores a dump sent as the body, streamed.

@@ -62,6 +62,9 @@ fn report(summary: &Summary) -> String {
 }
 
 pub fn export(config: &Config, args: &ExportArgs) -> std::result::Result<(), String> {
+    if args.format != "dump" {
+        return export_layer(config, args);
+    }
     let tenants = if args.tenants.is_empty() {
         None
     } else {
@@ -163,5 +166,47 @@ pub fn rename(config: &Config, args: &RenameArgs) -> std::result::Result<(), Str
         row.new_id,
         row.rewritten.len()
     );
+    Ok(())
+}
+
+/// `export --format csv|csv-history|geojson|shapefile|kml`: one layer of one tenant.
+fn export_layer(config: &Config, args: &ExportArgs) -> std::result::Result<(), String> {
+    use crate::flat;
+    let format = flat::FlatFormat::parse(&args.format).map_err(|e| e.detail)?;
+    let tenant = Tenant::parse(args.tenants.first().map(String::as_str)).map_err(|e| e.detail)?;
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(args.query.trim_start_matches('?').as_bytes())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let name = params
+        .get("type")
+        .cloned()
+        .unwrap_or_else(|| "export".into());
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let store = crate::server::open_store(config).map_err(|e| e.detail)?;
+    let mut sink = FileSink {
+        out: BufWriter::with_capacity(1 << 16, out),
+        bar: ProgressBar::hidden(),
+    };
+    let rows = runtime()?.block_on(async {
+        let resolver = crate::server::context_resolver(config, &store).await?;
+        let ctx = resolver
+            .resolve(args.context.clone().map(serde_json::Value::String).as_ref())
+            .await?;
+        let req = flat::request(format, tenant, params, ctx, &name)?;
+        let rows = flat::export(&store, &req, &mut sink).await?;
+        sink.out
+            .flush()
+            .map_err(|e| NgsiError::bad_data(format!("cannot write the export: {e}")))?;
+        Ok::<_, NgsiError>(rows)
+    });
+    let rows = rows.map_err(|e| e.detail)?;
+    eprintln!("exported {rows} rows");
     Ok(())
 }
