@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod datasets;
 pub mod dump;
 pub mod error;
 pub mod flat;

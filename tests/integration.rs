@@ -23,6 +23,8 @@ mod attributes;
 mod batch;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/datasets.rs"]
+mod datasets;
 #[path = "integration/discovery.rs"]
 mod discovery;
 #[path = "integration/dump_workload.rs"]

@@ -19,7 +19,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope(PREFIX)
             .route("/export", web::get().to(export))
             .route("/import", web::post().to(import))
-            .route("/rename", web::post().to(rename)),
+            .route("/rename", web::post().to(rename))
+            .route("/datasets/{name}/keys", web::post().to(new_key)),
     );
 }
 
@@ -273,4 +274,25 @@ async fn rename(state: State, req: HttpRequest, payload: web::Payload) -> Result
         "oldId": row.old_id, "newId": row.new_id, "renamedAt": row.renamed_at,
         "rewritten": row.rewritten,
     })))
+}
+
+/// `POST /admin/datasets/{name}/keys`: a new read-only API key for one dataset of the
+/// `NGSILD-Tenant` tenant. The key is shown once; the broker keeps only its hash.
+async fn new_key(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse> {
+    use crate::store::{Effect, WriteOp};
+    authorize(&state, &req)?;
+    let tenant = extract::tenant(&req)?;
+    let name = path.into_inner();
+    let (entity, _) = crate::datasets::find(&state.store, &tenant, &name).await?;
+    let key = crate::datasets::new_key();
+    let hash = crate::datasets::hash_key(&key);
+    let op = WriteOp::new(entity.id.clone(), move |current| {
+        let mut e = current.ok_or_else(|| NgsiError::not_found("the dataset was deleted"))?;
+        crate::datasets::add_key_hash(&mut e, hash);
+        Ok(Effect::Put(e, Default::default()))
+    });
+    for r in state.store.write(&tenant, vec![op]).await? {
+        r?;
+    }
+    Ok(HttpResponse::Created().json(serde_json::json!({"dataset": name, "apiKey": key})))
 }

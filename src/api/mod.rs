@@ -2,6 +2,7 @@
 //! domain and the store, write the response.
 
 pub mod admin;
+pub mod datasets;
 pub mod entities;
 pub mod entity_operations;
 pub mod entity_query;
@@ -43,6 +44,7 @@ pub type State = web::Data<AppState>;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
         .configure(admin::routes)
+        .configure(datasets::routes)
         .service(
             web::scope(BASE)
                 .configure(entities::routes)

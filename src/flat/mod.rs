@@ -8,6 +8,7 @@
 mod csv_history;
 mod csv_state;
 mod geojson_layer;
+mod json_layer;
 mod kml_layer;
 mod shapefile_layer;
 pub mod source;
@@ -33,6 +34,8 @@ pub enum FlatFormat {
     /// One row per entity, one column per attribute.
     Csv,
     Geojson,
+    /// An array of flat objects (id, type, attribute values).
+    Json,
     /// .shp, .shx, .dbf and .prj in a zip.
     Shapefile,
     Kml,
@@ -51,6 +54,7 @@ impl FlatFormat {
         match self {
             Self::CsvHistory | Self::Csv => "text/csv; charset=utf-8",
             Self::Geojson => "application/geo+json",
+            Self::Json => "application/json",
             Self::Shapefile => "application/zip",
             Self::Kml => "application/vnd.google-earth.kml+xml",
         }
@@ -60,6 +64,7 @@ impl FlatFormat {
         match self {
             Self::CsvHistory | Self::Csv => "csv",
             Self::Geojson => "geojson",
+            Self::Json => "json",
             Self::Shapefile => "zip",
             Self::Kml => "kml",
         }
@@ -132,6 +137,7 @@ pub async fn export(store: &SharedStore, req: &FlatRequest, sink: &mut dyn Sink)
         FlatFormat::CsvHistory => csv_history::write(store, req, sink).await,
         FlatFormat::Csv => csv_state::write(store, req, sink).await,
         FlatFormat::Geojson => geojson_layer::write(store, req, sink).await,
+        FlatFormat::Json => json_layer::write(store, req, sink).await,
         FlatFormat::Shapefile => shapefile_layer::write(store, req, sink).await,
         FlatFormat::Kml => kml_layer::write(store, req, sink).await,
     }
