@@ -21,7 +21,12 @@ use clap::Parser;
 use serde_json::{json, Map, Value};
 
 const SENSORS_AT_SCALE_ONE: u64 = 472;
-const TYPES: &[&str] = &["WasteContainer", "WaterObserved", "NoiseLevelObserved", "WeatherObserved"];
+const TYPES: &[&str] = &[
+    "WasteContainer",
+    "WaterObserved",
+    "NoiseLevelObserved",
+    "WeatherObserved",
+];
 const VOCAB: &str = "https://uri.etsi.org/ngsi-ld/default-context/";
 
 #[derive(Parser)]
@@ -64,7 +69,11 @@ fn entity(id: String, t: &str, at: &str, attrs: Vec<(&str, Map<String, Value>)>)
 async fn put(store: &SharedStore, tenant: &Tenant, entities: Vec<Entity>) {
     let ops = entities
         .into_iter()
-        .map(|e| WriteOp::new(e.id.clone(), move |_| Ok(Effect::Put(e, Default::default()))))
+        .map(|e| {
+            WriteOp::new(e.id.clone(), move |_| {
+                Ok(Effect::Put(e, Default::default()))
+            })
+        })
         .collect();
     for r in store.write(tenant, ops).await.expect("write") {
         r.expect("write one");
@@ -75,8 +84,11 @@ async fn put(store: &SharedStore, tenant: &Tenant, entities: Vec<Entity>) {
 async fn generate(store: &SharedStore, scale: u64, readings: u64) -> u64 {
     let tenant = Tenant::default_tenant();
     let sensors = SENSORS_AT_SCALE_ONE * scale;
-    let t0 = time::parse("2026-01-01T00:00:00Z").expect("a time").timestamp_micros();
-    let at = |us: i64| time::format(chrono::DateTime::from_timestamp_micros(us).unwrap_or_default());
+    let t0 = time::parse("2026-01-01T00:00:00Z")
+        .expect("a time")
+        .timestamp_micros();
+    let at =
+        |us: i64| time::format(chrono::DateTime::from_timestamp_micros(us).unwrap_or_default());
     for chunk in (0..sensors).collect::<Vec<_>>().chunks(500) {
         let mut batch = Vec::new();
         for &i in chunk {
@@ -86,18 +98,45 @@ async fn generate(store: &SharedStore, scale: u64, readings: u64) -> u64 {
             let device = format!("urn:ngsi-ld:Device:dev-{i:07}");
             let lon = 5.0 + (i % 800) as f64 * 0.001;
             let lat = 43.15 + (i / 800 % 500) as f64 * 0.001;
-            batch.push(entity(device.clone(), "Device", &now, vec![
-                ("serialNumber", attr("Property", "value", json!(format!("SN-{i}")), &now)),
-                ("controlledAsset", attr("Relationship", "object", json!(observed), &now)),
-            ]));
+            batch.push(entity(
+                device.clone(),
+                "Device",
+                &now,
+                vec![
+                    (
+                        "serialNumber",
+                        attr("Property", "value", json!(format!("SN-{i}")), &now),
+                    ),
+                    (
+                        "controlledAsset",
+                        attr("Relationship", "object", json!(observed), &now),
+                    ),
+                ],
+            ));
             let mut level = attr("Property", "value", json!(1.5), &now);
             level.insert("observedAt".into(), json!(time::from_micros(t0)));
             level.insert("unitCode".into(), json!("MTR"));
-            batch.push(entity(observed, t, &now, vec![
-                ("level", level),
-                ("refDevice", attr("Relationship", "object", json!(device), &now)),
-                ("location", attr("GeoProperty", "value", json!({"type": "Point", "coordinates": [lon, lat]}), &now)),
-            ]));
+            batch.push(entity(
+                observed,
+                t,
+                &now,
+                vec![
+                    ("level", level),
+                    (
+                        "refDevice",
+                        attr("Relationship", "object", json!(device), &now),
+                    ),
+                    (
+                        "location",
+                        attr(
+                            "GeoProperty",
+                            "value",
+                            json!({"type": "Point", "coordinates": [lon, lat]}),
+                            &now,
+                        ),
+                    ),
+                ],
+            ));
         }
         put(store, &tenant, batch).await;
     }
@@ -183,7 +222,11 @@ fn main() {
     for scale in args.scales {
         let dir = tempfile::tempdir().expect("a temp dir");
         let a = dir.path().join("a");
-        let cli = calanque::config::Cli::parse_from(["calanque", "--data-dir", a.to_str().unwrap_or_default()]);
+        let cli = calanque::config::Cli::parse_from([
+            "calanque",
+            "--data-dir",
+            a.to_str().unwrap_or_default(),
+        ]);
         let store = calanque::server::open_store(&cli.config).expect("the store");
         let sensors = rt.block_on(generate(&store, scale, args.readings));
         drop(store);
@@ -194,7 +237,13 @@ fn main() {
         let (_, instances) = count_instances(&dump);
         let size = std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
         let b = dir.path().join("b");
-        let (import_s, import_mib) = run(&["--data-dir", b.to_str().unwrap_or_default(), "import", "-i", dump_arg]);
+        let (import_s, import_mib) = run(&[
+            "--data-dir",
+            b.to_str().unwrap_or_default(),
+            "import",
+            "-i",
+            dump_arg,
+        ]);
         println!(
             "| ×{scale} | {} | {instances} | {size:.0} | {export_s:.1} | {:.0} | {export_mib:.0} | {import_s:.1} | {:.0} | {import_mib:.0} |",
             sensors * 2,

@@ -93,12 +93,26 @@ async fn round_trip_is_lossless_instance_by_instance() {
     let (t1, t2) = (a.api(), a.api());
     let updates = populate(&t1, 7, 4, 6).await;
     populate(&t2, 11, 2, 3).await;
+    // A rename leaves its record, which travels with the dump.
+    let r = t1
+        .send(
+            t1.raw(Method::POST, &format!("{}/admin/rename", t1.base_url))
+                .bearer_auth(TOKEN)
+                .header("Content-Type", "application/json")
+                .body(
+                    serde_json::json!({"oldId": dump_workload::station_id(3), "newId": "urn:ngsi-ld:WaterObserved:moved"})
+                        .to_string(),
+                ),
+        )
+        .await;
+    r.expect(200);
     let dump = export_all(&t1).await;
     let recs = records(&dump);
     let k = kinds(&recs);
     assert_eq!(k.get("tenant"), Some(&2));
     assert_eq!(k.get("subscription"), Some(&2));
     assert_eq!(k.get("context"), Some(&2), "{k:?}");
+    assert_eq!(k.get("rename"), Some(&1), "{k:?}");
     assert!(k.get("instance").copied().unwrap_or(0) > updates, "{k:?}");
     assert!(recs
         .iter()
