@@ -55,7 +55,7 @@ pub struct ExportArgs {
     #[arg(long = "tenant")]
     pub tenants: Vec<String>,
     /// `dump` (everything, restorable), or a flat/GIS layer: `csv-history`, `csv`,
-    /// `geojson`, `shapefile` (zip), `kml`.
+    /// `geojson`, `json`, `shapefile` (zip), `kml`.
     #[arg(long, default_value = "dump")]
     pub format: String,
     /// What a layer holds, as NGSI-LD query parameters, e.g.
