@@ -25,6 +25,57 @@ pub enum Command {
     Serve,
     /// Apply the storage migrations and exit.
     Migrate,
+    /// Write a tenant's (or every tenant's) content to a dump file (see
+    /// docs/reversibility.md).
+    Export(ExportArgs),
+    /// Restore a dump written by `export` (all or nothing, unless --resume).
+    Import(ImportArgs),
+    /// Move an entity, its history and the references to it to a new id.
+    Rename(RenameArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenameArgs {
+    /// Tenant of the entity (default: the default tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The entity's current id.
+    pub old_id: String,
+    /// Its new id.
+    pub new_id: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// File to write (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Tenant to export (repeatable for a dump; '' is the default tenant). Default: every
+    /// tenant for a dump, the default tenant otherwise.
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
+    /// `dump` (everything, restorable), or a flat/GIS layer: `csv-history`, `csv`,
+    /// `geojson`, `json`, `shapefile` (zip), `kml`.
+    #[arg(long, default_value = "dump")]
+    pub format: String,
+    /// What a layer holds, as NGSI-LD query parameters, e.g.
+    /// `type=WaterObserved&attrs=level&timerel=between&timeAt=...&endTimeAt=...&tz=Europe/Paris`.
+    #[arg(long, default_value = "")]
+    pub query: String,
+    /// @context (URL) compacting the names of a layer (default: the core context).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// Dump file to read (default: standard input).
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Commit batch by batch instead of all at once: what was imported before a failure
+    /// stays, and running the same import again completes it.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -116,6 +167,10 @@ pub struct Config {
     /// How often the retention rules are applied, in seconds.
     #[arg(long, env = "CALANQUE_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
     pub retention_interval_secs: u64,
+    /// Bearer token of the admin API (`/admin/...`: dump, restore, rename). The admin API
+    /// is off when it is not set.
+    #[arg(long, env = "CALANQUE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Log filter, e.g. `info` or `calanque=debug`.
     #[arg(long, env = "CALANQUE_LOG", default_value = "info")]
     pub log: String,
@@ -166,6 +221,9 @@ impl Config {
             .map_err(|e| format!("retention: {}", e.detail))?;
         if self.retention_interval_secs == 0 {
             return Err("retention-interval-secs must be at least 1".into());
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("admin-token must be at least 16 characters".into());
         }
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| format!("public-url is not a URL: {e}"))?;

@@ -25,6 +25,10 @@ pub enum ErrorKind {
     PayloadTooLarge,
     MethodNotAllowed,
     LengthRequired,
+    /// Admin API: no credentials.
+    Unauthorized,
+    /// Admin API and protected datasets: credentials that do not grant this.
+    Forbidden,
 }
 
 /// One row per kind: type URI, HTTP status, title.
@@ -49,6 +53,9 @@ impl ErrorKind {
             PayloadTooLarge => "https://uri.etsi.org/ngsi-ld/errors/PayloadTooLarge",
             MethodNotAllowed => "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed",
             LengthRequired => "https://uri.etsi.org/ngsi-ld/errors/LengthRequired",
+            // Outside NGSI-LD (it defines no authentication errors): our own types.
+            Unauthorized => "urn:calanque:errors:Unauthorized",
+            Forbidden => "urn:calanque:errors:Forbidden",
         }
     }
 
@@ -69,6 +76,8 @@ impl ErrorKind {
             PayloadTooLarge => 413,
             MethodNotAllowed => 405,
             LengthRequired => 411,
+            Unauthorized => 401,
+            Forbidden => 403,
         }
     }
 
@@ -92,6 +101,8 @@ impl ErrorKind {
             PayloadTooLarge => "Payload too large",
             MethodNotAllowed => "Method not allowed",
             LengthRequired => "Length required",
+            Unauthorized => "Unauthorized",
+            Forbidden => "Forbidden",
         }
     }
 }

@@ -5,7 +5,10 @@
 
 pub mod api;
 pub mod config;
+pub mod datasets;
+pub mod dump;
 pub mod error;
+pub mod flat;
 pub mod jsonld;
 pub mod ngsi;
 pub mod notify;

@@ -6,10 +6,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    // Export and import may use standard output for the dump: logs go to stderr there.
+    let to_stderr = matches!(cli.command, Some(Command::Export(_) | Command::Import(_)));
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if to_stderr {
+        fmt.with_writer(std::io::stderr).init();
+    } else {
+        fmt.init();
+    }
     if let Err(e) = cli.config.validate() {
         eprintln!("calanque: {e}");
         return std::process::ExitCode::from(2);
@@ -17,6 +23,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => calanque::server::run(cli.config),
         Command::Migrate => calanque::server::migrate(&cli.config),
+        Command::Export(args) => calanque::dump::cli::export(&cli.config, &args),
+        Command::Import(args) => calanque::dump::cli::import(&cli.config, &args),
+        Command::Rename(args) => calanque::dump::cli::rename(&cli.config, &args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,7 +14,7 @@ use crate::store::sqlite::{Sqlite, SqliteStore};
 use crate::store::{ContextRepo, ContextRepository, SharedStore};
 use tokio_util::sync::CancellationToken;
 
-fn open_store(config: &Config) -> Result<SharedStore> {
+pub fn open_store(config: &Config) -> Result<SharedStore> {
     let store = SqliteStore::open(&config.sqlite_path(), config.durability)?;
     Ok(Arc::new(Sqlite(Arc::new(store))))
 }
@@ -96,17 +96,7 @@ pub async fn build_state(
     store: SharedStore,
     subscriptions: Arc<SubscriptionIndex>,
 ) -> Result<AppState> {
-    let hosted_prefix = format!("{}{}/jsonldContexts/", config.public_url(), api::BASE);
-    let docs = Arc::new(ContextDocuments::new(
-        hosted_prefix,
-        Duration::from_millis(config.context_fetch_timeout_ms),
-        config.context_max_bytes,
-    ));
-    let repo: Arc<dyn ContextRepository> = Arc::new(ContextRepo(store.clone()));
-    docs.restore(repo.contexts().await?);
-    let contexts = ContextResolver::new(docs, repo)
-        .await
-        .map_err(|e| NgsiError::internal(e.detail))?;
+    let contexts = context_resolver(&config, &store).await?;
     let instance_id = format!(
         "calanque-{}",
         crate::jsonld::documents::short_id(&config.sqlite_path().display().to_string())
@@ -119,4 +109,19 @@ pub async fn build_state(
         config,
         subscriptions,
     })
+}
+
+/// The @context machinery over the store's contexts (the broker's, or a CLI command's).
+pub async fn context_resolver(config: &Config, store: &SharedStore) -> Result<ContextResolver> {
+    let hosted_prefix = format!("{}{}/jsonldContexts/", config.public_url(), api::BASE);
+    let docs = Arc::new(ContextDocuments::new(
+        hosted_prefix,
+        Duration::from_millis(config.context_fetch_timeout_ms),
+        config.context_max_bytes,
+    ));
+    let repo: Arc<dyn ContextRepository> = Arc::new(ContextRepo(store.clone()));
+    docs.restore(repo.contexts().await?);
+    ContextResolver::new(docs, repo)
+        .await
+        .map_err(|e| NgsiError::internal(e.detail))
 }

@@ -1,6 +1,8 @@
 //! The HTTP API, one file per API area. Handlers are thin: read the request, call the
 //! domain and the store, write the response.
 
+pub mod admin;
+pub mod datasets;
 pub mod entities;
 pub mod entity_operations;
 pub mod entity_query;
@@ -41,6 +43,8 @@ pub type State = web::Data<AppState>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
+        .configure(admin::routes)
+        .configure(datasets::routes)
         .service(
             web::scope(BASE)
                 .configure(entities::routes)

@@ -13,8 +13,11 @@ impl ResponseError for NgsiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .content_type("application/json")
+        let mut res = HttpResponse::build(self.status_code());
+        if self.kind == ErrorKind::Unauthorized {
+            res.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        res.content_type("application/json")
             .json(problem_body(self.kind, &self.detail))
     }
 }

@@ -62,7 +62,7 @@ impl StoredContext {
 }
 
 /// A row as persisted by the store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ContextRecord {
     pub tenant: Option<String>,
     pub local_id: String,

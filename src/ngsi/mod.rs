@@ -10,6 +10,7 @@ pub mod order;
 pub mod projection;
 pub mod q;
 pub mod query;
+pub mod rename;
 pub mod render;
 pub mod retention;
 pub mod scope;

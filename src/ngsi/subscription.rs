@@ -127,7 +127,8 @@ pub struct Subscription {
 }
 
 /// Delivery bookkeeping kept beside the subscription.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveryStatus {
     pub times_sent: u64,
     pub times_failed: u64,

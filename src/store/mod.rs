@@ -2,6 +2,7 @@
 //! backends. Writes are expressed as domain closures the backend runs inside its own
 //! transaction, so every backend gets read-modify-write atomicity for free.
 
+pub mod dump;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -289,9 +290,17 @@ pub trait SubscriptionStore: Send + Sync {
     async fn pending_counts(&self) -> Result<Vec<(Tenant, String, u64)>>;
 }
 
+pub use dump::DumpStore;
+
 /// Everything a backend provides.
-pub trait Store: EntityStore + ContextRepository + TemporalStore + SubscriptionStore {}
-impl<T: EntityStore + ContextRepository + TemporalStore + SubscriptionStore> Store for T {}
+pub trait Store:
+    EntityStore + ContextRepository + TemporalStore + SubscriptionStore + DumpStore
+{
+}
+impl<T: EntityStore + ContextRepository + TemporalStore + SubscriptionStore + DumpStore> Store
+    for T
+{
+}
 
 pub type SharedStore = Arc<dyn Store>;
 

@@ -26,7 +26,7 @@ pub struct Instance {
 }
 
 /// The stored description of an entity's temporal representation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TemporalEntity {
     pub id: String,
     pub types: Vec<String>,

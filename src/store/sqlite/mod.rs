@@ -1,10 +1,12 @@
 //! The embedded backend: one SQLite file in WAL mode, a group-committing writer thread
 //! and a small pool of reader connections.
 
+mod dump;
 mod entities;
 #[cfg(test)]
 mod q_equivalence_tests;
 mod q_sql;
+mod rename;
 mod retention;
 mod schema;
 mod subscriptions;

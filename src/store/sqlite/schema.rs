@@ -8,6 +8,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_temporal.sql")),
     (4, include_str!("migrations/0004_subscriptions.sql")),
     (5, include_str!("migrations/0005_context_tenant.sql")),
+    (6, include_str!("migrations/0006_restore_and_renames.sql")),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

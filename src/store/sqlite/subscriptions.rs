@@ -13,10 +13,10 @@ use crate::store::{
     SubscriptionStore,
 };
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "doc, times_sent, times_failed, last_notification, last_success, last_failure, dropped";
 
-fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, DeliveryStatus)> {
+pub(crate) fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, DeliveryStatus)> {
     Ok((
         r.get::<_, String>(0)?,
         DeliveryStatus {

@@ -48,7 +48,7 @@ pub fn upsert_entity(conn: &Connection, tenant: &Tenant, e: &TemporalEntity) -> 
     Ok(!existed)
 }
 
-fn series_id(
+pub(crate) fn series_id(
     conn: &Connection,
     tenant: &Tenant,
     entity_id: &str,
@@ -110,6 +110,24 @@ pub fn insert(
         body.remove(m);
     }
     let observed = micros_of(&body, "observedAt");
+    let (num, doc) = encode(body, observed);
+    conn.prepare_cached(
+        "INSERT INTO attr_instances (series, observed_us, created_us, modified_us, deleted_us, num, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![series, observed, created, modified, inst.deleted.then_some(now_us), num, doc])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// The stored columns of an instance body (without its system members): the number
+/// (NULL if not numeric) and the JSON (NULL for a compact row).
+pub(crate) fn encode(
+    body: Map<String, Value>,
+    observed: Option<i64>,
+) -> (Option<f64>, Option<String>) {
     // A bare floating-point Property (most sensor readings) is stored as its number
     // alone; integers keep their JSON so they read back as integers.
     let compact = body.len() <= 3
@@ -129,15 +147,27 @@ pub fn insert(
     } else {
         Some(Value::Object(body).to_string())
     };
-    conn.prepare_cached(
-        "INSERT INTO attr_instances (series, observed_us, created_us, modified_us, deleted_us, num, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![series, observed, created, modified, inst.deleted.then_some(now_us), num, doc])
+    (num, doc)
+}
+
+/// An instance body from its stored columns (the inverse of `encode`).
+pub(crate) fn decode(
+    num: Option<f64>,
+    doc: Option<String>,
+    observed: Option<i64>,
+) -> Result<Map<String, Value>> {
+    Ok(match doc {
+        Some(d) => serde_json::from_str::<Map<String, Value>>(&d).map_err(NgsiError::internal)?,
+        None => {
+            let mut b = Map::new();
+            b.insert("type".into(), json!(attribute::PROPERTY));
+            b.insert("value".into(), json!(num.unwrap_or(0.0)));
+            if let Some(o) = observed {
+                b.insert("observedAt".into(), json!(time::from_micros(o)));
+            }
+            b
+        }
     })
-    .map_err(db_err)?;
-    Ok(())
 }
 
 /// Records what an entity write changed: every instance that is new or was rewritten
@@ -413,20 +443,7 @@ pub fn instances(
             rows.reverse();
         }
         for (instance, observed, created, modified, deleted, num, doc) in rows {
-            let body = match doc {
-                Some(d) => {
-                    serde_json::from_str::<Map<String, Value>>(&d).map_err(NgsiError::internal)?
-                }
-                None => {
-                    let mut b = Map::new();
-                    b.insert("type".into(), json!(attribute::PROPERTY));
-                    b.insert("value".into(), json!(num.unwrap_or(0.0)));
-                    if let Some(o) = observed {
-                        b.insert("observedAt".into(), json!(time::from_micros(o)));
-                    }
-                    b
-                }
-            };
+            let body = decode(num, doc, observed)?;
             out.push(Instance {
                 instance_id: instance,
                 attr: s.attr.clone(),
