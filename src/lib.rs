@@ -9,5 +9,6 @@ pub mod error;
 pub mod jsonld;
 pub mod ngsi;
 pub mod notify;
+pub mod peers;
 pub mod server;
 pub mod store;
