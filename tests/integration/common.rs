@@ -149,12 +149,7 @@ impl TestServer {
         if let Some(url) = &self.shared_database {
             return Some(url.clone());
         }
-        if crate::POSTGRES {
-            return crate::pg_cluster::cluster().map(|c| c.database_url(&self.data_dir));
-        }
-        std::env::var("CALANQUE_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
+        database_url_for(&self.data_dir)
     }
 
     fn launch(&mut self, cleanup_dir: Option<&Path>) {
@@ -290,6 +285,17 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The `--database-url` of a broker whose data directory is `data_dir` in this pass
+/// (`None`: the embedded SQLite store).
+pub fn database_url_for(data_dir: &Path) -> Option<String> {
+    if crate::POSTGRES {
+        return crate::pg_cluster::cluster().map(|c| c.database_url(data_dir));
+    }
+    std::env::var("CALANQUE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A shell that waits until the test process or the broker is gone, then kills the

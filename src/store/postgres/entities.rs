@@ -1,6 +1,7 @@
 //! Entity rows: load, save, delete and select, in SQL.
 
 use deadpool_postgres::GenericClient;
+use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use super::db_err;
@@ -263,9 +264,11 @@ async fn scan(
         "SELECT e.doc::text FROM entities e WHERE {} ORDER BY e.seq",
         sql.text
     );
-    let rows = c.query(&text, &sql.refs()).await.map_err(db_err)?;
+    // Streamed: memory stays bounded by the page, whatever the number of candidates.
+    let rows = c.query_raw(&text, sql.refs()).await.map_err(db_err)?;
+    futures_util::pin_mut!(rows);
     let (mut page, mut matched) = (Vec::new(), 0u64);
-    for row in rows {
+    while let Some(row) = rows.try_next().await.map_err(db_err)? {
         let entity = decode(row.get(0))?;
         if pattern.as_ref().is_some_and(|p| !p.is_match(&entity.id)) {
             continue;
