@@ -58,6 +58,7 @@ pub async fn save(
     tenant: &Tenant,
     entity: &Entity,
     before: Option<&Entity>,
+    now: &str,
 ) -> Result<()> {
     let doc = serde_json::to_string(entity).map_err(NgsiError::internal)?;
     let scope = entity
@@ -66,7 +67,9 @@ pub async fn save(
         .map(|s| serde_json::to_string(s).unwrap_or_default());
     let stmt = c
         .prepare_cached(
-            "INSERT INTO entities (tenant, id, doc, types, scope, created_at, modified_at, expires_at)
+            // The tenant is recorded by the same statement (one round trip).
+            "WITH t AS (INSERT INTO tenants (name, created_at) VALUES ($1, $9) ON CONFLICT (name) DO NOTHING)
+             INSERT INTO entities (tenant, id, doc, types, scope, created_at, modified_at, expires_at)
              VALUES ($1, $2, $3::text::json, $4, $5::text::jsonb, $6, $7, $8)
              ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, types = excluded.types,
                scope = excluded.scope, created_at = excluded.created_at,
@@ -87,6 +90,7 @@ pub async fn save(
                 &entity.created_at,
                 &entity.modified_at,
                 &entity.expires_at,
+                &now,
             ],
         )
         .await

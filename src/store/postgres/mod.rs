@@ -277,8 +277,7 @@ async fn apply_op(
     let before = current.clone();
     match (op.mutation)(current)? {
         Effect::Put(entity, report) => {
-            entities::ensure_tenant(c, tenant, now).await?;
-            entities::save(c, tenant, &entity, before.as_ref()).await?;
+            entities::save(c, tenant, &entity, before.as_ref(), now).await?;
             temporal::record_change(c, tenant, before.as_ref(), Some(&entity)).await?;
             let outcome = if before.is_some() {
                 Outcome::Updated
@@ -547,9 +546,7 @@ impl TemporalStore for Postgres {
                 };
                 temporal::upsert_entity(tx, &tenant, &merged).await?;
                 let now_us = time::parse(&time::now()).map(time::micros).unwrap_or(0);
-                for i in &add {
-                    temporal::insert(tx, &tenant, &merged.id, i, now_us).await?;
-                }
+                temporal::insert_all(tx, &tenant, &merged.id, &add, now_us).await?;
                 Ok(existing.is_none())
             })
         })

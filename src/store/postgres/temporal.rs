@@ -82,30 +82,6 @@ async fn store_entity(c: &impl GenericClient, tenant: &Tenant, e: &TemporalEntit
     Ok(())
 }
 
-async fn series_id(
-    c: &impl GenericClient,
-    tenant: &Tenant,
-    entity_id: &str,
-    attr: &str,
-    ds: Option<&str>,
-) -> Result<i64> {
-    let ds = ds.unwrap_or("");
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant, entity_id, attr, dataset_id) DO UPDATE SET attr = excluded.attr
-             RETURNING series",
-        )
-        .await
-        .map_err(db_err)?;
-    Ok(
-        c.query_one(&stmt, &[&tenant.as_str(), &entity_id, &attr, &ds])
-            .await
-            .map_err(db_err)?
-            .get(0),
-    )
-}
-
 fn micros_of(body: &Attribute, member: &str) -> Option<i64> {
     body.get(member)
         .and_then(Value::as_str)
@@ -113,63 +89,117 @@ fn micros_of(body: &Attribute, member: &str) -> Option<i64> {
         .map(time::micros)
 }
 
-pub async fn insert(
-    c: &impl GenericClient,
-    tenant: &Tenant,
-    entity_id: &str,
-    inst: &NewInstance,
-    now_us: i64,
-) -> Result<()> {
-    let series = series_id(c, tenant, entity_id, &inst.attr, inst.dataset_id.as_deref()).await?;
-    let mut body = inst.body.clone();
-    let created = micros_of(&body, "createdAt").unwrap_or(now_us);
-    let modified = micros_of(&body, "modifiedAt").unwrap_or(now_us);
-    for m in [
-        "createdAt",
-        "modifiedAt",
-        "datasetId",
-        "instanceId",
-        "deletedAt",
-    ] {
-        body.remove(m);
+/// Instances as the columns of `attr_instances`, one array per column, so that any
+/// number of them is stored in one statement.
+#[derive(Default)]
+struct Rows {
+    attr: Vec<String>,
+    dataset_id: Vec<String>,
+    observed: Vec<Option<i64>>,
+    created: Vec<i64>,
+    modified: Vec<i64>,
+    deleted: Vec<Option<i64>>,
+    num: Vec<Option<f64>>,
+    doc: Vec<Option<String>>,
+}
+
+impl Rows {
+    fn push(&mut self, inst: &NewInstance, now_us: i64) {
+        let mut body = inst.body.clone();
+        let created = micros_of(&body, "createdAt").unwrap_or(now_us);
+        let modified = micros_of(&body, "modifiedAt").unwrap_or(now_us);
+        for m in [
+            "createdAt",
+            "modifiedAt",
+            "datasetId",
+            "instanceId",
+            "deletedAt",
+        ] {
+            body.remove(m);
+        }
+        let observed = micros_of(&body, "observedAt");
+        // A bare floating-point Property (most sensor readings) is stored as its number
+        // alone; integers keep their JSON so they read back as integers.
+        let compact = body.len() <= 3
+            && body.get("type").and_then(Value::as_str) == Some(attribute::PROPERTY)
+            && body.get("value").is_some_and(|v| v.is_f64())
+            && body
+                .keys()
+                .all(|k| matches!(k.as_str(), "type" | "value" | "observedAt"))
+            && body
+                .get("observedAt")
+                .and_then(Value::as_str)
+                .zip(observed)
+                .is_none_or(|(s, us)| time::from_micros(us) == s);
+        self.attr.push(inst.attr.clone());
+        self.dataset_id
+            .push(inst.dataset_id.clone().unwrap_or_default());
+        self.observed.push(observed);
+        self.created.push(created);
+        self.modified.push(modified);
+        self.deleted.push(inst.deleted.then_some(now_us));
+        self.num.push(body.get("value").and_then(Value::as_f64));
+        self.doc
+            .push((!compact).then(|| Value::Object(body).to_string()));
     }
-    let observed = micros_of(&body, "observedAt");
-    // A bare floating-point Property (most sensor readings) is stored as its number
-    // alone; integers keep their JSON so they read back as integers.
-    let compact = body.len() <= 3
-        && body.get("type").and_then(Value::as_str) == Some(attribute::PROPERTY)
-        && body.get("value").is_some_and(|v| v.is_f64())
-        && body
-            .keys()
-            .all(|k| matches!(k.as_str(), "type" | "value" | "observedAt"))
-        && body
-            .get("observedAt")
-            .and_then(Value::as_str)
-            .zip(observed)
-            .is_none_or(|(s, us)| time::from_micros(us) == s);
-    let num = body.get("value").and_then(Value::as_f64);
-    let doc = if compact {
-        None
-    } else {
-        Some(Value::Object(body).to_string())
-    };
-    let deleted = inst.deleted.then_some(now_us);
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO attr_instances (series, observed_us, created_us, modified_us, deleted_us, num, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+
+    /// Stores the rows: their series are created as needed, instance ids follow the
+    /// order of the rows. One round trip whatever their number.
+    async fn store(self, c: &impl GenericClient, tenant: &Tenant, entity_id: &str) -> Result<()> {
+        if self.attr.is_empty() {
+            return Ok(());
+        }
+        let stmt = c
+            .prepare_cached(
+                "WITH v AS (
+                   SELECT * FROM unnest($3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[],
+                                        $8::int8[], $9::float8[], $10::text[])
+                     WITH ORDINALITY AS v(attr, ds, observed, created, modified, deleted, num, doc, n)),
+                 s AS (
+                   INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id)
+                   SELECT DISTINCT $1::text, $2::text, attr, ds FROM v
+                   ON CONFLICT (tenant, entity_id, attr, dataset_id) DO UPDATE SET attr = excluded.attr
+                   RETURNING series, attr, dataset_id)
+                 INSERT INTO attr_instances (series, observed_us, created_us, modified_us, deleted_us, num, doc)
+                 SELECT s.series, v.observed, v.created, v.modified, v.deleted, v.num, v.doc
+                 FROM v JOIN s ON s.attr = v.attr AND s.dataset_id = v.ds ORDER BY v.n",
+            )
+            .await
+            .map_err(db_err)?;
+        c.execute(
+            &stmt,
+            &[
+                &tenant.as_str(),
+                &entity_id,
+                &self.attr,
+                &self.dataset_id,
+                &self.observed,
+                &self.created,
+                &self.modified,
+                &self.deleted,
+                &self.num,
+                &self.doc,
+            ],
         )
         .await
         .map_err(db_err)?;
-    c.execute(
-        &stmt,
-        &[
-            &series, &observed, &created, &modified, &deleted, &num, &doc,
-        ],
-    )
-    .await
-    .map_err(db_err)?;
-    Ok(())
+        Ok(())
+    }
+}
+
+/// Stores new instances of one entity's attributes (the temporal API's path).
+pub async fn insert_all(
+    c: &impl GenericClient,
+    tenant: &Tenant,
+    entity_id: &str,
+    instances: &[NewInstance],
+    now_us: i64,
+) -> Result<()> {
+    let mut rows = Rows::default();
+    for i in instances {
+        rows.push(i, now_us);
+    }
+    rows.store(c, tenant, entity_id).await
 }
 
 /// Records what an entity write changed: every instance that is new or was rewritten
@@ -182,6 +212,7 @@ pub async fn record_change(
 ) -> Result<()> {
     let now = time::now();
     let now_us = time::parse(&now).map(time::micros).unwrap_or(0);
+    let mut rows = Rows::default();
     if let Some(a) = after {
         let te = TemporalEntity {
             id: a.id.clone(),
@@ -208,7 +239,7 @@ pub async fn record_change(
                     body: inst.clone(),
                     deleted: false,
                 };
-                insert(c, tenant, &a.id, &new, now_us).await?;
+                rows.push(&new, now_us);
             }
         }
     }
@@ -239,7 +270,7 @@ pub async fn record_change(
                     body,
                     deleted: true,
                 };
-                insert(c, tenant, &b.id, &gone, now_us).await?;
+                rows.push(&gone, now_us);
             }
         }
         if after.is_none() {
@@ -250,6 +281,9 @@ pub async fn record_change(
             .await
             .map_err(db_err)?;
         }
+    }
+    if let Some(e) = after.or(before) {
+        rows.store(c, tenant, &e.id).await?;
     }
     Ok(())
 }
