@@ -73,7 +73,8 @@ impl Drop for OwnedRuntime {
 
 pub struct PgStore {
     pool: Pool,
-    rt: OwnedRuntime,
+    /// Drives the connections; lives as long as the store.
+    _rt: OwnedRuntime,
     handle: tokio::runtime::Handle,
     /// Names this broker process: its connections' application_name, the owner of the
     /// outbox leases it takes, the origin of the changes it announces.
@@ -117,7 +118,7 @@ impl PgStore {
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         let store = Self {
             pool,
-            rt: OwnedRuntime(Some(rt)),
+            _rt: OwnedRuntime(Some(rt)),
             handle,
             owner,
             observer: parking_lot::RwLock::new(None),
@@ -157,9 +158,8 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        // Connections close now; the runtime (`_rt`) then shuts down in the background.
         self.pool.close();
-        // `rt` goes next, in the background.
-        let _ = &self.rt;
     }
 }
 
