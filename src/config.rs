@@ -89,7 +89,12 @@ pub struct Config {
     /// Directory of the embedded store (SQLite file) and other local state.
     #[arg(long, env = "CALANQUE_DATA_DIR", default_value = "./calanque-data")]
     pub data_dir: PathBuf,
-    /// How hard commits wait for the disk.
+    /// A PostgreSQL (15+, with PostGIS) database to store everything in, e.g.
+    /// `postgres://user:password@host:5432/calanque`, instead of the embedded SQLite
+    /// file. Several brokers may share one database.
+    #[arg(long, env = "CALANQUE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// How hard commits wait for the disk (SQLite).
     #[arg(
         long,
         env = "CALANQUE_DURABILITY",
@@ -186,6 +191,22 @@ impl Config {
         crate::ngsi::retention::RetentionPolicy::parse(&self.retention).unwrap_or_default()
     }
 
+    /// Where the data lives, for logs (a database URL without its password).
+    pub fn storage_description(&self) -> String {
+        match &self.database_url {
+            Some(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    u.to_string()
+                }
+                Err(_) => "postgres (unparsable URL)".into(),
+            },
+            None => self.sqlite_path().display().to_string(),
+        }
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| {
             let host = if self.host == "0.0.0.0" {
@@ -224,6 +245,11 @@ impl Config {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err("admin-token must be at least 16 characters".into());
+        }
+        if let Some(url) = &self.database_url {
+            if !crate::store::postgres::is_postgres_url(url) {
+                return Err("database-url must be a postgres:// or postgresql:// URL".into());
+            }
         }
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| format!("public-url is not a URL: {e}"))?;

@@ -12,6 +12,7 @@ pub mod flat;
 pub mod jsonld;
 pub mod ngsi;
 pub mod notify;
+pub mod peers;
 pub mod server;
 pub mod store;
 pub mod workers;

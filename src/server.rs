@@ -10,18 +10,25 @@ use crate::config::Config;
 use crate::error::{NgsiError, Result};
 use crate::jsonld::{ContextDocuments, ContextResolver};
 use crate::notify::SubscriptionIndex;
+use crate::store::postgres::{PgStore, Postgres};
 use crate::store::sqlite::{Sqlite, SqliteStore};
 use crate::store::{ContextRepo, ContextRepository, SharedStore};
 use tokio_util::sync::CancellationToken;
 
+/// The SQLite file, or the PostgreSQL database named by `--database-url`; either way
+/// migrated to the current schema.
 pub fn open_store(config: &Config) -> Result<SharedStore> {
+    if let Some(url) = &config.database_url {
+        let store = PgStore::open(url)?;
+        return Ok(Arc::new(Postgres(Arc::new(store))));
+    }
     let store = SqliteStore::open(&config.sqlite_path(), config.durability)?;
     Ok(Arc::new(Sqlite(Arc::new(store))))
 }
 
 pub fn migrate(config: &Config) -> std::result::Result<(), String> {
     open_store(config).map(|_| ()).map_err(|e| e.detail)?;
-    tracing::info!(path = %config.sqlite_path().display(), "migrations applied");
+    tracing::info!(storage = %config.storage_description(), "migrations applied");
     Ok(())
 }
 
@@ -38,6 +45,7 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             .load(&store, &state.contexts)
             .await
             .map_err(|e| e.detail)?;
+        crate::peers::follow(store.clone(), index.clone(), state.contexts.clone());
         let cancel = CancellationToken::new();
         let worker = crate::notify::worker::spawn(
             store.clone(),
@@ -69,7 +77,7 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
         tracing::info!(
             address = %format!("{}:{}", config.host, config.port),
-            data = %config.sqlite_path().display(),
+            storage = %config.storage_description(),
             startup_ms = started.elapsed().as_millis() as u64,
             "calanque is ready"
         );
@@ -99,7 +107,7 @@ pub async fn build_state(
     let contexts = context_resolver(&config, &store).await?;
     let instance_id = format!(
         "calanque-{}",
-        crate::jsonld::documents::short_id(&config.sqlite_path().display().to_string())
+        crate::jsonld::documents::short_id(&config.storage_description())
     );
     Ok(AppState {
         started: std::time::Instant::now(),

@@ -1,9 +1,9 @@
-//! Integration tests of the core broker (issue 2): the real `calanque` binary driven over
-//! HTTP. Run with `cargo test --test integration`.
+//! Integration tests: the real `calanque` binary driven over HTTP, on the embedded
+//! SQLite store. Run with `cargo test --test integration`. The same modules run on
+//! PostgreSQL in `tests/integration_postgres.rs`.
 //!
-//! Set `CALANQUE_TEST_DATABASE_URL` to run the same tests against another storage
-//! backend (passed to the broker as `--database-url`); by default the embedded SQLite
-//! store is used.
+//! Set `CALANQUE_TEST_DATABASE_URL` to run them against a database of your own
+//! (passed to the broker as `--database-url`).
 //!
 //! Snapshots (a few large outputs) live in `tests/integration/snapshots/`. After an
 //! intended change of output, review them with `cargo insta review` (or re-run with
@@ -12,8 +12,13 @@
 //!
 //! Broker processes do not outlive the test run: each has a watchdog (see `common`).
 
+/// Which backend `common` starts brokers on.
+const POSTGRES: bool = false;
+
 #[path = "integration/common.rs"]
 mod common;
+#[path = "integration/pg_cluster.rs"]
+mod pg_cluster;
 
 #[path = "integration/attribute_types.rs"]
 mod attribute_types;

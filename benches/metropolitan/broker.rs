@@ -49,7 +49,13 @@ impl BrokerProcess {
         let log_path = log_dir.join(format!("broker-{port}.log"));
         let log = File::create(&log_path).expect("cannot create the broker log file");
         let started = Instant::now();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        // `CALANQUE_BENCH_DATABASE_URL=postgres://...` benches the PostgreSQL backend
+        // (an empty database; the broker applies its migrations).
+        if let Some(url) = std::env::var_os("CALANQUE_BENCH_DATABASE_URL") {
+            command.env("CALANQUE_DATABASE_URL", url);
+        }
+        let child = command
             .arg("--port")
             .arg(port.to_string())
             .arg("--data-dir")

@@ -143,6 +143,15 @@ impl ContextDocuments {
         }
     }
 
+    /// Replaces every stored context with these (after another broker changed them).
+    pub fn replace_all(&self, records: Vec<ContextRecord>) {
+        let fresh: HashMap<String, Arc<StoredContext>> = records
+            .into_iter()
+            .map(|r| (r.url.clone(), Arc::new(stored_from(r))))
+            .collect();
+        *self.stored.write() = fresh;
+    }
+
     pub fn insert(&self, record: ContextRecord) -> Arc<StoredContext> {
         let entry = Arc::new(stored_from(record));
         self.stored.write().insert(entry.url.clone(), entry.clone());

@@ -3,6 +3,7 @@
 //! transaction, so every backend gets read-modify-write atomicity for free.
 
 pub mod dump;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -248,6 +249,16 @@ pub struct DeliveryReport {
     pub at: String,
 }
 
+/// Something another broker process sharing the database changed, that this one keeps
+/// in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreChange {
+    /// A subscription was created, updated or deleted: reload it.
+    Subscription { tenant: Tenant, id: String },
+    /// Hosted or cached @contexts changed: reload them.
+    Contexts,
+}
+
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
     /// Stores a new subscription; AlreadyExists if the id is taken in the tenant.
@@ -288,6 +299,11 @@ pub trait SubscriptionStore: Send + Sync {
     async fn release_all(&self, now_ms: i64) -> Result<()>;
     /// Queued notifications per (tenant, subscription).
     async fn pending_counts(&self) -> Result<Vec<(Tenant, String, u64)>>;
+    /// What other broker processes on the same database change, for backends that
+    /// allow several (`None`: this broker is alone).
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<StoreChange>> {
+        None
+    }
 }
 
 pub use dump::DumpStore;

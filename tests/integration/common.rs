@@ -9,9 +9,11 @@
 //! exit, so each broker gets a watchdog shell that polls the test process and kills the
 //! broker (and removes the shared data directory) once the test process is gone.
 //!
-//! Backend choice: if `CALANQUE_TEST_DATABASE_URL` is set, brokers get
-//! `--database-url <value>`; otherwise they use the default embedded SQLite store in a
-//! temporary data directory.
+//! Backend choice: the root file of the test binary says (`crate::POSTGRES`). The
+//! PostgreSQL pass (`tests/integration_postgres.rs`) gives each broker a database of
+//! its own in a throwaway cluster (`pg_cluster`); the SQLite pass
+//! (`tests/integration.rs`) uses the embedded store in a temporary data directory, or
+//! `--database-url $CALANQUE_TEST_DATABASE_URL` if that is set.
 
 #![allow(dead_code)]
 
@@ -57,6 +59,8 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     log_path: PathBuf,
     extra_args: Vec<String>,
+    /// A database shared with another broker (instead of the one of `data_dir`).
+    shared_database: Option<String>,
     /// Owns the data directory of brokers started with [`TestServer::start`].
     _dir: Option<tempfile::TempDir>,
 }
@@ -103,10 +107,49 @@ impl TestServer {
             data_dir: data_dir.to_path_buf(),
             log_path: data_dir.join("broker.log"),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            shared_database: None,
             _dir: None,
         };
         s.launch(None);
         s
+    }
+
+    /// Starts a second broker on the database of `other` (PostgreSQL only: several
+    /// brokers sharing one database).
+    pub fn start_sharing(other: &TestServer, extra_args: &[&str]) -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("calanque-it-")
+            .tempdir()
+            .expect("create a temporary data directory");
+        let mut s = TestServer {
+            child: None,
+            watchdog: None,
+            port: 0,
+            base_url: String::new(),
+            data_dir: dir.path().to_path_buf(),
+            log_path: dir.path().join("broker.log"),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            shared_database: Some(
+                other
+                    .database_url()
+                    .expect("start_sharing needs a broker on PostgreSQL"),
+            ),
+            _dir: None,
+        };
+        s.launch(None);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// The `--database-url` this broker runs with, if not the embedded SQLite store:
+    /// in the PostgreSQL pass, a database of the test cluster named after the data
+    /// directory (so a restart finds the same data); otherwise
+    /// `CALANQUE_TEST_DATABASE_URL` if set.
+    pub fn database_url(&self) -> Option<String> {
+        if let Some(url) = &self.shared_database {
+            return Some(url.clone());
+        }
+        database_url_for(&self.data_dir)
     }
 
     fn launch(&mut self, cleanup_dir: Option<&Path>) {
@@ -127,10 +170,8 @@ impl TestServer {
                 .arg("--data-dir")
                 .arg(&self.data_dir)
                 .args(&self.extra_args);
-            if let Ok(url) = std::env::var("CALANQUE_TEST_DATABASE_URL") {
-                if !url.is_empty() {
-                    cmd.arg("--database-url").arg(url);
-                }
+            if let Some(url) = self.database_url() {
+                cmd.arg("--database-url").arg(url);
             }
             for (k, _) in std::env::vars() {
                 if k.starts_with("CALANQUE_") {
@@ -246,6 +287,17 @@ impl Drop for TestServer {
     }
 }
 
+/// The `--database-url` of a broker whose data directory is `data_dir` in this pass
+/// (`None`: the embedded SQLite store).
+pub fn database_url_for(data_dir: &Path) -> Option<String> {
+    if crate::POSTGRES {
+        return crate::pg_cluster::cluster().map(|c| c.database_url(data_dir));
+    }
+    std::env::var("CALANQUE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 /// A shell that waits until the test process or the broker is gone, then kills the
 /// broker and, for the shared broker, removes its data directory.
 fn spawn_watchdog(broker_pid: u32, cleanup_dir: Option<&Path>) -> Option<Child> {
@@ -289,6 +341,7 @@ pub fn shared() -> &'static TestServer {
             data_dir: dir.clone(),
             log_path: dir.join("broker.log"),
             extra_args: Vec::new(),
+            shared_database: None,
             _dir: None,
         };
         s.launch(Some(&dir));
