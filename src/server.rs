@@ -12,6 +12,7 @@ use crate::jsonld::{ContextDocuments, ContextResolver};
 use crate::notify::SubscriptionIndex;
 use crate::store::sqlite::{Sqlite, SqliteStore};
 use crate::store::{ContextRepo, ContextRepository, SharedStore};
+use crate::validation::ModelValidator;
 use tokio_util::sync::CancellationToken;
 
 fn open_store(config: &Config) -> Result<SharedStore> {
@@ -38,11 +39,22 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             .load(&store, &state.contexts)
             .await
             .map_err(|e| e.detail)?;
+        let validator = ModelValidator::new(&state.contexts, config.validation_default)
+            .await
+            .map_err(|e| e.detail)?;
+        validator.load(&store).await.map_err(|e| e.detail)?;
+        store.set_write_guard(Arc::new(validator));
         let cancel = CancellationToken::new();
         let worker = crate::notify::worker::spawn(
             store.clone(),
             index.clone(),
             config.notify(&state.instance_id),
+            cancel.clone(),
+        );
+        let alerts = crate::workers::alerts::spawn(
+            store.clone(),
+            state.contexts.clone(),
+            Duration::from_millis(config.alert_interval_ms),
             cancel.clone(),
         );
         let state = web::Data::new(state);
@@ -53,6 +65,7 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             App::new()
                 .wrap_fn(crate::api::trim_trailing_slash)
                 .wrap_fn(crate::api::tenant_and_length)
+                .wrap_fn(crate::api::metrics::count_responses)
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(config_limit(&state)))
                 .configure(api::routes)
@@ -73,6 +86,9 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
         cancel.cancel();
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "the notification worker failed");
+        }
+        if let Err(e) = alerts.await {
+            tracing::error!(error = %e, "the alert evaluator failed");
         }
         served
     })

@@ -51,3 +51,5 @@ mod temporal;
 mod temporal_paging;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
+#[path = "integration/validation.rs"]
+mod validation;

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod join;
 pub mod jsonld_contexts;
+pub mod metrics;
 pub mod problem;
 pub mod response;
 pub mod source_identity;
@@ -41,6 +42,7 @@ pub type State = web::Data<AppState>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
+        .configure(metrics::routes)
         .service(
             web::scope(BASE)
                 .configure(entities::routes)
