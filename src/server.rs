@@ -11,7 +11,7 @@ use crate::error::{NgsiError, Result};
 use crate::jsonld::{ContextDocuments, ContextResolver};
 use crate::notify::SubscriptionIndex;
 use crate::store::sqlite::{Sqlite, SqliteStore};
-use crate::store::{ContextRepo, ContextRepository, SharedStore};
+use crate::store::{ContextRepo, ContextRepository, Guards, SharedStore};
 use crate::validation::ModelValidator;
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +43,8 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             .await
             .map_err(|e| e.detail)?;
         validator.load(&store).await.map_err(|e| e.detail)?;
-        store.set_write_guard(Arc::new(validator));
+        let rules = crate::workers::alerts::rule::RuleCheck::new(state.contexts.core());
+        store.set_write_guard(Arc::new(Guards(vec![Arc::new(validator), Arc::new(rules)])));
         let cancel = CancellationToken::new();
         let worker = crate::notify::worker::spawn(
             store.clone(),

@@ -15,6 +15,8 @@
 #[path = "integration/common.rs"]
 mod common;
 
+#[path = "integration/alerts.rs"]
+mod alerts;
 #[path = "integration/attribute_types.rs"]
 mod attribute_types;
 #[path = "integration/attributes.rs"]

@@ -206,6 +206,18 @@ pub trait WriteGuard: Send + Sync {
     fn stored(&self, tenant: &Tenant, before: Option<&Entity>, after: Option<&Entity>);
 }
 
+/// Several guards, checked in order.
+pub struct Guards(pub Vec<Arc<dyn WriteGuard>>);
+
+impl WriteGuard for Guards {
+    fn check(&self, tenant: &Tenant, entity: &Entity) -> Result<()> {
+        self.0.iter().try_for_each(|g| g.check(tenant, entity))
+    }
+    fn stored(&self, tenant: &Tenant, before: Option<&Entity>, after: Option<&Entity>) {
+        self.0.iter().for_each(|g| g.stored(tenant, before, after));
+    }
+}
+
 /// A queued notification handed to a delivery worker, leased until it reports back.
 #[derive(Debug, Clone)]
 pub struct ClaimedNotification {
