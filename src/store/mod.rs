@@ -96,6 +96,10 @@ pub trait EntityStore: Send + Sync {
 
     /// Installs the guard every later write is checked by, inside its transaction.
     fn set_write_guard(&self, guard: Arc<dyn WriteGuard>);
+
+    /// Runs the write guard's check on an entity written outside `write` (a temporal
+    /// entity created with its history).
+    fn check_entity(&self, tenant: &Tenant, entity: &Entity) -> Result<()>;
 }
 
 #[async_trait]

@@ -256,3 +256,41 @@ async fn the_default_flag_and_policies_survive_a_restart() {
     .await;
     assert_problem(&r, 400, "BadRequestData");
 }
+
+#[tokio::test]
+async fn temporal_create_is_checked_on_its_latest_state() {
+    let api = api();
+    set_policy(&api, "WaterObserved", "enforce")
+        .await
+        .expect(201);
+    let history = |id: &str, last_flow: f64| {
+        json!({
+            "id": id, "type": "WaterObserved",
+            "dateObserved": "2024-03-17T08:45:00Z",
+            "location": { "type": "GeoProperty", "value": { "type": "Point", "coordinates": [7.19, 43.66] } },
+            "flow": [
+                { "type": "Property", "value": 5, "observedAt": "2024-03-17T08:00:00Z" },
+                { "type": "Property", "value": last_flow, "observedAt": "2024-03-17T09:00:00Z" }
+            ],
+            "@context": SDM_ENVIRONMENT
+        })
+    };
+    post_ld(
+        &api,
+        "/temporal/entities",
+        &history(&uid("WaterObserved"), 7.0),
+    )
+    .await
+    .expect(201);
+    let r = post_ld(
+        &api,
+        "/temporal/entities",
+        &history(&uid("WaterObserved"), -7.0),
+    )
+    .await;
+    let p = assert_problem(&r, 400, "BadRequestData");
+    assert!(
+        p["detail"].as_str().unwrap_or_default().contains("/flow"),
+        "{p}"
+    );
+}

@@ -383,6 +383,13 @@ impl EntityStore for Sqlite {
         self.0.set_guard(guard);
     }
 
+    fn check_entity(&self, tenant: &Tenant, entity: &Entity) -> Result<()> {
+        match self.0.guard.read().as_deref() {
+            Some(guard) => guard.check(tenant, entity),
+            None => Ok(()),
+        }
+    }
+
     async fn tenants(&self) -> Result<Vec<String>> {
         self.0
             .read(|conn| {
