@@ -25,6 +25,8 @@ mod attributes;
 mod batch;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/devices.rs"]
+mod devices;
 #[path = "integration/discovery.rs"]
 mod discovery;
 #[path = "integration/entities.rs"]

@@ -198,6 +198,12 @@ async fn a_silent_sensor_raises_one_alert_notified_and_closed_on_report() {
     assert!(closed[0]["validTo"].is_object(), "{}", closed[0]);
     assert!(alerts(&api, &rule, "open").await.is_empty());
     receiver.wait_ok("/alerts", 2).await;
+    let raised =
+        format!("calanque_alerts_raised_total{{rule=\"{rule}\",category=\"environment\"}}");
+    let closed_n =
+        format!("calanque_alerts_closed_total{{rule=\"{rule}\",category=\"environment\"}}");
+    assert_eq!(metric(&server.base_url, &raised).await, 1.0);
+    assert_eq!(metric(&server.base_url, &closed_n).await, 1.0);
 
     // Its history: open, then closed.
     let id = alert["id"].as_str().unwrap_or_default();
@@ -345,4 +351,52 @@ async fn bad_rules_are_refused() {
         let r = api.post("/entities", &body).await;
         assert_eq!(r.status, 400, "{why}: {}", r.text);
     }
+}
+
+#[tokio::test]
+async fn metrics_are_in_prometheus_text_format() {
+    let server = broker();
+    let api = server.api();
+    sensor(&api, 60.0, &ago(0)).await;
+    let r = client()
+        .get(format!("{}/metrics", server.base_url))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status(), 200);
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    let text = r.text().await.expect("body");
+    for family in [
+        "calanque_http_responses_total",
+        "calanque_entities_written_total",
+        "calanque_validation_failures_total",
+        "calanque_alerts_raised_total",
+        "calanque_alerts_closed_total",
+        "calanque_alerts_open",
+        "calanque_sensors_silent",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing:\n{text}"
+        );
+    }
+    assert!(
+        metric(&server.base_url, "calanque_entities_written_total").await >= 2.0,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &server.base_url,
+            "calanque_http_responses_total{class=\"2xx\"}"
+        )
+        .await
+            >= 1.0,
+        "{text}"
+    );
 }
