@@ -151,8 +151,18 @@ async fn a_silent_sensor_raises_one_alert_notified_and_closed_on_report() {
     )
     .await;
 
+    // A second rule on the same sensors with a longer limit (the two share one scan).
+    let patient = crate::alerts::rule(
+        &api,
+        json!({ "ruleType": "communicationLoss", "watchedAttribute": "LAeq", "maxSilence": "PT10M" }),
+    )
+    .await;
     let open = wait_alerts(&api, &rule, "open", 1).await;
     passes(&server, 3.0).await;
+    assert!(
+        alerts(&api, &patient, "open").await.is_empty(),
+        "silent 2 min < 10 min"
+    );
     let open_later = alerts(&api, &rule, "open").await;
     assert_eq!(
         open_later.len(),

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use self::rule::{Kind, RawRule, Rule};
 use crate::error::Result;
 use crate::jsonld::ContextResolver;
-use crate::ngsi::q;
+use crate::ngsi::q::{self, Expr};
 use crate::ngsi::query::EntityQuery;
 use crate::ngsi::type_expr::TypeExpr;
 use crate::ngsi::{time, Entity, Tenant};
@@ -87,11 +87,13 @@ impl Evaluator {
         let mut seen = HashSet::new();
         for name in tenants {
             let tenant = Tenant::from_stored(&name);
-            for rule in self.rules(&tenant).await? {
-                seen.insert((name.clone(), rule.id.clone()));
-                if let Err(e) = self.evaluate(&tenant, &rule).await {
-                    tracing::warn!(tenant = %name, rule = %rule.id, error = %e.detail, "alert rule evaluation failed");
-                }
+            let rules = self.rules(&tenant).await?;
+            if rules.is_empty() {
+                continue;
+            }
+            seen.extend(rules.iter().map(|r| (name.clone(), r.id.clone())));
+            if let Err(e) = self.evaluate_tenant(&tenant, &rules).await {
+                tracing::warn!(tenant = %name, error = %e.detail, "alert evaluation failed");
             }
         }
         for (tenant, rule) in self.known_rules.difference(&seen) {
@@ -100,6 +102,57 @@ impl Evaluator {
         self.pending
             .retain(|(t, r, _), _| seen.contains(&(t.clone(), r.clone())));
         self.known_rules = seen;
+        Ok(())
+    }
+
+    /// Evaluates a tenant's rules with as few store queries as it can: one for the open
+    /// alerts, one per abnormal-value rule (its numeric conditions are decided by the
+    /// store's value index), and one per distinct selection of the communication-loss
+    /// rules (`observedAt` is not indexed: the rules that watch the same entities share
+    /// one scan, each then checked in memory).
+    async fn evaluate_tenant(&mut self, tenant: &Tenant, rules: &[Rule]) -> Result<()> {
+        let now = time::now();
+        let now_us = time::parse(&now).map(time::micros).unwrap_or_default();
+        let mut open = self.open_alerts(tenant).await?;
+        let mut groups: Vec<(String, Vec<&Rule>)> = Vec::new();
+        for rule in rules {
+            match &rule.kind {
+                Kind::AbnormalValue { .. } => {
+                    let violating = self
+                        .store
+                        .query(tenant, &rule.violations(now_us))
+                        .await?
+                        .items;
+                    let open = open.remove(&rule.id).unwrap_or_default();
+                    self.settle(tenant, rule, violating.iter().collect(), open, &now, now_us)
+                        .await?;
+                }
+                Kind::CommunicationLoss { .. } => {
+                    let key = format!("{:?}", rule.selection);
+                    match groups.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, members)) => members.push(rule),
+                        None => groups.push((key, vec![rule])),
+                    }
+                }
+            }
+        }
+        for (_, members) in groups {
+            let conditions: Vec<EntityQuery> =
+                members.iter().map(|r| r.violations(now_us)).collect();
+            let mut shared = members[0].selection.clone();
+            let any = Expr::Or(conditions.iter().filter_map(|c| c.q.clone()).collect());
+            shared.q = Some(any);
+            let candidates = self.store.query(tenant, &shared).await?.items;
+            for (rule, condition) in members.into_iter().zip(conditions) {
+                let violating: Vec<&Entity> = candidates
+                    .iter()
+                    .filter(|e| condition.row_matches(e))
+                    .collect();
+                let open = open.remove(&rule.id).unwrap_or_default();
+                self.settle(tenant, rule, violating, open, &now, now_us)
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -135,8 +188,11 @@ impl Evaluator {
         Ok(rules)
     }
 
-    /// The open alerts of a rule, by the entity they are about.
-    async fn open_alerts(&self, tenant: &Tenant, rule: &Rule) -> Result<HashMap<String, String>> {
+    /// The open alerts of the tenant: rule id → (entity the alert is about → alert id).
+    async fn open_alerts(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<HashMap<String, HashMap<String, String>>> {
         let mut q = q::parse("alertStatus==\"open\"")?;
         q::expand(&mut q, &self.contexts.core());
         let query = EntityQuery {
@@ -145,36 +201,37 @@ impl Evaluator {
             limit: usize::MAX,
             ..Default::default()
         };
-        let rule_attr = alert::rule_attr();
-        let source = alert::source_attr();
-        Ok(self
-            .store
-            .query(tenant, &query)
-            .await?
-            .items
-            .into_iter()
-            .filter(|a| alert::object_of(a, &rule_attr).as_deref() == Some(rule.id.as_str()))
-            .filter_map(|a| alert::object_of(&a, &source).map(|s| (s, a.id)))
-            .collect())
+        let (rule_attr, source) = (alert::rule_attr(), alert::source_attr());
+        let mut open: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for a in self.store.query(tenant, &query).await?.items {
+            if let (Some(rule), Some(src)) = (
+                alert::object_of(&a, &rule_attr),
+                alert::object_of(&a, &source),
+            ) {
+                open.entry(rule).or_default().insert(src, a.id);
+            }
+        }
+        Ok(open)
     }
 
-    async fn evaluate(&mut self, tenant: &Tenant, rule: &Rule) -> Result<()> {
-        let now = time::now();
-        let now_us = time::parse(&now).map(time::micros).unwrap_or_default();
-        let violating: HashMap<String, Entity> = self
-            .store
-            .query(tenant, &rule.violations(now_us))
-            .await?
-            .items
-            .into_iter()
-            .map(|e| (e.id.clone(), e))
-            .collect();
-        let open = self.open_alerts(tenant, rule).await?;
+    /// Raises the alerts of the entities in violation that have none open, closes the
+    /// open alerts of those back to normal.
+    async fn settle(
+        &mut self,
+        tenant: &Tenant,
+        rule: &Rule,
+        violating: Vec<&Entity>,
+        open: HashMap<String, String>,
+        now: &str,
+        now_us: i64,
+    ) -> Result<()> {
+        let violating: HashMap<&str, &Entity> =
+            violating.into_iter().map(|e| (e.id.as_str(), e)).collect();
         let ctx = self.contexts.core();
         let mut writes: Vec<WriteOp> = Vec::new();
         let mut raised = 0u64;
         for (id, entity) in &violating {
-            if open.contains_key(id) {
+            if open.contains_key(*id) {
                 continue;
             }
             let Some((start, start_us, description)) = self.episode(tenant, rule, entity, now_us)
@@ -188,18 +245,18 @@ impl Evaluator {
                 start_us,
                 description,
                 &ctx,
-                &now,
+                now,
             )?);
             raised += 1;
         }
         let tenant_name = tenant.as_str().to_string();
         self.pending.retain(|(t, r, e), _| {
-            !(t == &tenant_name && r == &rule.id) || violating.contains_key(e)
+            !(t == &tenant_name && r == &rule.id) || violating.contains_key(e.as_str())
         });
         let mut closed = 0u64;
         for (source, alert_id) in &open {
-            if !violating.contains_key(source) {
-                writes.push(alert::close(alert_id, &ctx, &now)?);
+            if !violating.contains_key(source.as_str()) {
+                writes.push(alert::close(alert_id, &ctx, now)?);
                 closed += 1;
             }
         }
