@@ -7,7 +7,7 @@
 //! Runs the broker cargo built with the bench (or `CALANQUE_BIN`), on loopback.
 //!
 //! Workload: N `NoiseLevelObserved` sensors in 10 districts (ids `…:D<d>-<n>`), each
-//! with `LAeq` observed now (1% observed an hour ago: silent). Rules: half are
+//! with `LAeq` observed now (1%, in district 2, observed an hour ago: silent). Rules: half are
 //! communication-loss rules (5 per district, maxSilence 10–50 min), half threshold
 //! rules (`LAeq>80…95` per district, half of them with a minDuration). Readings stay
 //! around 60 dB, 0.5% of sensors at 88 dB, so a few alerts are open, as in real life.
@@ -122,7 +122,7 @@ async fn create_sensors(client: &reqwest::Client, base: &str, n: usize) -> Vec<S
         .iter()
         .enumerate()
         .map(|(i, id)| {
-            let observed = if i % 100 == 3 { now_minus(3600) } else { now_minus(0) };
+            let observed = if i % 100 == 2 { now_minus(3600) } else { now_minus(0) };
             json!({
                 "id": id, "type": "NoiseLevelObserved",
                 "LAeq": { "type": "Property", "value": laeq(i, 0), "unitCode": "2N", "observedAt": observed },
@@ -210,7 +210,7 @@ async fn ingest(
                 }
                 let s = i % ids.len();
                 // The silent 1% stay silent.
-                let s = if s % 100 == 3 { s + 1 } else { s };
+                let s = if s % 100 == 2 { s + 1 } else { s };
                 let Some(id) = ids.get(s) else { continue };
                 let body = json!({ "LAeq": { "type": "Property", "value": laeq(s, round + i / ids.len()),
                                               "unitCode": "2N", "observedAt": now_minus(0) } });

@@ -184,3 +184,25 @@ impl WriteGuard for ModelValidator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn typed_datetimes_become_plain_strings_at_any_depth() {
+        let mut v = json!({
+            "dateObserved": { "@type": "DateTime", "@value": "2024-01-01T00:00:00Z" },
+            "list": [{ "@type": "DateTime", "@value": "2024-01-02T00:00:00Z" }],
+            "other": { "@type": "DateTime", "@value": "x", "extra": 1 }
+        });
+        plain_datetimes(&mut v);
+        assert_eq!(v["dateObserved"], json!("2024-01-01T00:00:00Z"));
+        assert_eq!(v["list"][0], json!("2024-01-02T00:00:00Z"));
+        assert!(
+            v["other"].is_object(),
+            "only exact typed values are flattened"
+        );
+    }
+}

@@ -106,47 +106,39 @@ impl Evaluator {
     }
 
     /// Evaluates a tenant's rules with as few store queries as it can: one for the open
-    /// alerts, one per abnormal-value rule (its numeric conditions are decided by the
-    /// store's value index), and one per distinct selection of the communication-loss
-    /// rules (`observedAt` is not indexed: the rules that watch the same entities share
-    /// one scan, each then checked in memory).
+    /// alerts, and one per (rule kind, entity type selector) for the violations: the
+    /// rules of a group are OR'ed into one q (each with its own selection q), the store
+    /// decides it (numeric conditions in its value index; `observedAt` is not indexed,
+    /// so communication-loss groups read the entities of the type once), and each rule
+    /// then takes its own violations from the candidates in memory (its q, idPattern).
     async fn evaluate_tenant(&mut self, tenant: &Tenant, rules: &[Rule]) -> Result<()> {
         let now = time::now();
         let now_us = time::parse(&now).map(time::micros).unwrap_or_default();
         let mut open = self.open_alerts(tenant).await?;
         let mut groups: Vec<(String, Vec<&Rule>)> = Vec::new();
         for rule in rules {
-            match &rule.kind {
-                Kind::AbnormalValue { .. } => {
-                    let violating = self
-                        .store
-                        .query(tenant, &rule.violations(now_us))
-                        .await?
-                        .items;
-                    let open = open.remove(&rule.id).unwrap_or_default();
-                    self.settle(tenant, rule, violating.iter().collect(), open, &now, now_us)
-                        .await?;
-                }
-                Kind::CommunicationLoss { .. } => {
-                    let key = format!("{:?}", rule.selection);
-                    match groups.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, members)) => members.push(rule),
-                        None => groups.push((key, vec![rule])),
-                    }
-                }
+            let key = format!("{}:{:?}", rule.kind.name(), rule.selection.types);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(rule),
+                None => groups.push((key, vec![rule])),
             }
         }
         for (_, members) in groups {
             let conditions: Vec<EntityQuery> =
                 members.iter().map(|r| r.violations(now_us)).collect();
-            let mut shared = members[0].selection.clone();
-            let any = Expr::Or(conditions.iter().filter_map(|c| c.q.clone()).collect());
-            shared.q = Some(any);
+            let shared = EntityQuery {
+                types: members[0].selection.types.clone(),
+                q: Some(Expr::Or(
+                    conditions.iter().filter_map(|c| c.q.clone()).collect(),
+                )),
+                limit: usize::MAX,
+                ..Default::default()
+            };
             let candidates = self.store.query(tenant, &shared).await?.items;
             for (rule, condition) in members.into_iter().zip(conditions) {
                 let violating: Vec<&Entity> = candidates
                     .iter()
-                    .filter(|e| condition.row_matches(e))
+                    .filter(|e| rule.selects_id(&e.id) && condition.row_matches(e))
                     .collect();
                 let open = open.remove(&rule.id).unwrap_or_default();
                 self.settle(tenant, rule, violating, open, &now, now_us)

@@ -66,6 +66,8 @@ pub struct Rule {
     pub category: String,
     pub sub_category: String,
     pub description: Option<String>,
+    /// `idPattern`, compiled (checked in memory when rules share one store query).
+    pub id_regex: Option<regex::Regex>,
 }
 
 /// What a rule entity says, before its names are expanded. The rule's own attribute
@@ -149,10 +151,11 @@ impl<'a> RawRule<'a> {
             }
         };
         let id_pattern = text(e, "idPattern").map(str::to_string);
-        if let Some(p) = &id_pattern {
-            regex::Regex::new(p)
-                .map_err(|err| NgsiError::bad_data(format!("idPattern is not a regex: {err}")))?;
-        }
+        let id_regex = id_pattern
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|err| NgsiError::bad_data(format!("idPattern is not a regex: {err}")))?;
         let selection = EntityQuery {
             types: Some(TypeExpr::parse(types, ctx)?),
             id_pattern,
@@ -169,11 +172,17 @@ impl<'a> RawRule<'a> {
             category: text(e, "category").unwrap_or("environment").to_string(),
             sub_category: text(e, "subCategory").map_or(default_sub, str::to_string),
             description: text(e, "description").map(str::to_string),
+            id_regex,
         })
     }
 }
 
 impl Rule {
+    /// True if the rule's `idPattern` (if any) selects this id.
+    pub fn selects_id(&self, id: &str) -> bool {
+        self.id_regex.as_ref().is_none_or(|r| r.is_match(id))
+    }
+
     /// The query selecting the entities in alert now: the selection AND the rule's
     /// condition (for silence, `watched.observedAt < cutoff`).
     pub fn violations(&self, now_us: i64) -> EntityQuery {
