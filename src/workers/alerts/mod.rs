@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use self::rule::{Kind, RawRule, Rule};
 use crate::error::Result;
 use crate::jsonld::ContextResolver;
-use crate::ngsi::q::{self, Expr};
+use crate::ngsi::q;
 use crate::ngsi::query::EntityQuery;
 use crate::ngsi::type_expr::TypeExpr;
 use crate::ngsi::{time, Entity, Tenant};
@@ -106,18 +106,19 @@ impl Evaluator {
     }
 
     /// Evaluates a tenant's rules with as few store queries as it can: one for the open
-    /// alerts, and one per (rule kind, entity type selector) for the violations: the
-    /// rules of a group are OR'ed into one q (each with its own selection q), the store
-    /// decides it (numeric conditions in its value index; `observedAt` is not indexed,
-    /// so communication-loss groups read the entities of the type once), and each rule
-    /// then takes its own violations from the candidates in memory (its q, idPattern).
+    /// alerts, and one per entity type selector for the violations. A rule alone on its
+    /// type is one query with its own condition (the store decides numeric terms in its
+    /// value index). Rules sharing a type share one read of that type's entities and are
+    /// checked in memory: OR'ing their conditions into one SQL query costs more than
+    /// the read (measured: 50 numeric terms take ~2 s on 10,000 entities, the read of
+    /// all of them ~0.2 s; `observedAt` terms are not indexed and read them all anyway).
     async fn evaluate_tenant(&mut self, tenant: &Tenant, rules: &[Rule]) -> Result<()> {
         let now = time::now();
         let now_us = time::parse(&now).map(time::micros).unwrap_or_default();
         let mut open = self.open_alerts(tenant).await?;
         let mut groups: Vec<(String, Vec<&Rule>)> = Vec::new();
         for rule in rules {
-            let key = format!("{}:{:?}", rule.kind.name(), rule.selection.types);
+            let key = format!("{:?}", rule.selection.types);
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, members)) => members.push(rule),
                 None => groups.push((key, vec![rule])),
@@ -126,13 +127,13 @@ impl Evaluator {
         for (_, members) in groups {
             let conditions: Vec<EntityQuery> =
                 members.iter().map(|r| r.violations(now_us)).collect();
-            let shared = EntityQuery {
-                types: members[0].selection.types.clone(),
-                q: Some(Expr::Or(
-                    conditions.iter().filter_map(|c| c.q.clone()).collect(),
-                )),
-                limit: usize::MAX,
-                ..Default::default()
+            let shared = match conditions.as_slice() {
+                [alone] => alone.clone(),
+                _ => EntityQuery {
+                    types: members[0].selection.types.clone(),
+                    limit: usize::MAX,
+                    ..Default::default()
+                },
             };
             let candidates = self.store.query(tenant, &shared).await?.items;
             for (rule, condition) in members.into_iter().zip(conditions) {
