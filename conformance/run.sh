@@ -199,6 +199,10 @@ else
   grep -q -- '--data-dir' <<<"$help_text" && broker_args+=(--data-dir "$data_dir")
   grep -q -- '--host' <<<"$help_text" && broker_args+=(--host 127.0.0.1)
   grep -q -- '--bind' <<<"$help_text" && broker_args+=(--bind "127.0.0.1:$port")
+  # The suite's temporal pagination tests (020_13, 020_14, 021_15, 021_16) expect a
+  # page limit that 20 instances of an attribute exceed and 5 do not (suite README,
+  # "Specific test requirements"); the broker's default (10000) is for production.
+  grep -q -- '--temporal-max-instances' <<<"$help_text" && broker_args+=(--temporal-max-instances "${CALANQUE_TEMPORAL_MAX_INSTANCES:-10}")
   log "starting $calanque_bin ${broker_args[*]}"
   CALANQUE_PORT=$port CALANQUE_DATA_DIR=$data_dir CALANQUE_HOST=127.0.0.1 \
     CALANQUE_PUBLIC_URL=${CALANQUE_PUBLIC_URL:-http://127.0.0.1:$port} \

@@ -121,6 +121,13 @@ pub struct Config {
     /// Period of the alert evaluator (alert rules of every tenant), in ms.
     #[arg(long, env = "CALANQUE_ALERT_INTERVAL_MS", default_value_t = 10_000)]
     pub alert_interval_ms: u64,
+    /// History retention rules, e.g. `*=P5Y,metropole@NoiseLevelObserved=P1Y` (see
+    /// `ngsi::retention`); empty keeps every instance forever.
+    #[arg(long, env = "CALANQUE_RETENTION", default_value = "")]
+    pub retention: String,
+    /// How often the retention rules are applied, in seconds.
+    #[arg(long, env = "CALANQUE_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub retention_interval_secs: u64,
     /// Log filter, e.g. `info` or `calanque=debug`.
     #[arg(long, env = "CALANQUE_LOG", default_value = "info")]
     pub log: String,
@@ -129,6 +136,11 @@ pub struct Config {
 impl Config {
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("calanque.db")
+    }
+
+    /// The retention policy (already checked by `validate`).
+    pub fn retention_policy(&self) -> crate::ngsi::retention::RetentionPolicy {
+        crate::ngsi::retention::RetentionPolicy::parse(&self.retention).unwrap_or_default()
     }
 
     pub fn public_url(&self) -> String {
@@ -164,6 +176,11 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err("max-body-bytes must be at least 1024".into());
+        }
+        crate::ngsi::retention::RetentionPolicy::parse(&self.retention)
+            .map_err(|e| format!("retention: {}", e.detail))?;
+        if self.retention_interval_secs == 0 {
+            return Err("retention-interval-secs must be at least 1".into());
         }
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| format!("public-url is not a URL: {e}"))?;

@@ -58,6 +58,12 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             Duration::from_millis(config.alert_interval_ms),
             cancel.clone(),
         );
+        let retention = crate::workers::retention::spawn(
+            store.clone(),
+            config.retention_policy(),
+            Duration::from_secs(config.retention_interval_secs),
+            cancel.clone(),
+        );
         let state = web::Data::new(state);
         let workers = config
             .workers
@@ -85,6 +91,9 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
         // then the notification worker finishes the deliveries it holds.
         let served = server.run().await.map_err(|e| e.to_string());
         cancel.cancel();
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "the notification worker failed");
         }

@@ -37,6 +37,8 @@ mod errors;
 mod geo_queries;
 #[path = "integration/jsonld_contexts_api.rs"]
 mod jsonld_contexts_api;
+#[path = "integration/linked_entities.rs"]
+mod linked_entities;
 #[path = "integration/operational.rs"]
 mod operational;
 #[path = "integration/persistence.rs"]
@@ -47,6 +49,8 @@ mod query;
 mod query_language;
 #[path = "integration/representations.rs"]
 mod representations;
+#[path = "integration/retention.rs"]
+mod retention;
 #[path = "integration/subscriptions.rs"]
 mod subscriptions;
 #[path = "integration/temporal.rs"]

@@ -16,6 +16,7 @@ use crate::ngsi::entity::{parse_body, parse_types, BodyKind};
 use crate::ngsi::ids::validate_uri;
 use crate::ngsi::operations::{self, UpdateReport};
 
+use crate::ngsi::projection::ProjectionTree;
 use crate::ngsi::render::{Format, RenderOptions};
 use crate::ngsi::{time, Entity, Tenant};
 use crate::store::{Effect, WriteOp, WriteResult};
@@ -122,13 +123,42 @@ pub fn render_options(
     if let Some(attrs) = params.get("attrs") {
         opts.attrs = Some(projection(attrs, "attrs", ctx)?.1);
     }
+    let joined = params.get("join").is_some_and(|j| j != "@none");
+    let tree_of = |raw: &str, what: &str| -> Result<ProjectionTree> {
+        let tree = ProjectionTree::parse(raw, what, ctx)?;
+        if tree.has_nesting() && !joined {
+            return Err(NgsiError::bad_data(format!(
+                "{what}: nested projections need join"
+            )));
+        }
+        let level: usize = params
+            .get("joinLevel")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(1);
+        if tree.nesting_depth() > level {
+            return Err(NgsiError::bad_data(format!(
+                "{what} nests {} levels of linked entities, deeper than joinLevel {level}",
+                tree.nesting_depth()
+            )));
+        }
+        Ok(tree)
+    };
     if let Some(pick) = params.get("pick") {
-        let (members, attrs) = projection(pick, "pick", ctx)?;
-        opts.attrs = Some(attrs);
-        opts.picked_members = Some(members);
+        let tree = tree_of(pick, "pick")?;
+        opts.attrs = Some(tree.attrs.clone());
+        opts.picked_members = Some(tree.members.clone());
+        opts.linked = linked_options(&opts, &tree, true);
     }
     if let Some(omit) = params.get("omit") {
-        let (members, attrs) = projection(omit, "omit", ctx)?;
+        let tree = tree_of(omit, "omit")?;
+        opts.linked.extend(linked_options(&opts, &tree, false));
+        // A Relationship with a nested omit stays: only its linked entity loses members.
+        let attrs: HashSet<String> = tree
+            .attrs
+            .into_iter()
+            .filter(|a| !tree.nested.contains_key(a))
+            .collect();
+        let members = tree.members;
         if let Some(picked) = &opts.picked_members {
             if members.iter().any(|m| picked.contains(m)) {
                 return Err(NgsiError::bad_data(
@@ -157,36 +187,51 @@ pub fn render_options(
     Ok(opts)
 }
 
-/// A projection list (`attrs`, `pick`, `omit`): names separated by `,` or `|`. Returns
-/// the entity members named (`id`, `type`) and the expanded attribute names. Nested
-/// projections (`{...}`) only apply to joined entities and are refused here.
-fn projection(
+/// A projection list (`attrs`, `pick`, `omit`) without nesting: the entity members named
+/// (`id`, `type`) and the expanded attribute names.
+pub(super) fn projection(
     raw: &str,
     what: &str,
     ctx: &ActiveContext,
 ) -> Result<(HashSet<String>, HashSet<String>)> {
-    let (mut members, mut attrs) = (HashSet::new(), HashSet::new());
-    if raw.contains(['{', '}']) {
+    let tree = ProjectionTree::parse(raw, what, ctx)?;
+    if tree.has_nesting() {
         return Err(NgsiError::bad_data(format!(
             "{what}: nested projections need join"
         )));
     }
-    for name in raw.split([',', '|']) {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(NgsiError::bad_data(format!("{what} has an empty member")));
-        }
-        match name {
-            "id" | "type" if what != "attrs" => {
-                members.insert(name.to_string());
+    Ok((tree.members, tree.attrs))
+}
+
+/// The options of entities reached through the Relationships of a nested projection.
+fn linked_options(
+    parent: &RenderOptions,
+    tree: &ProjectionTree,
+    pick: bool,
+) -> HashMap<String, RenderOptions> {
+    tree.nested
+        .iter()
+        .map(|(relationship, sub)| {
+            let mut child = parent.for_linked("");
+            if pick {
+                let mut attrs = sub.attrs.clone();
+                attrs.extend(sub.nested.keys().cloned());
+                child.attrs = Some(attrs);
+                child.picked_members = Some(sub.members.clone());
+            } else {
+                // A Relationship carrying a deeper omit stays; its linked entity is trimmed.
+                child.omit = sub
+                    .attrs
+                    .iter()
+                    .filter(|a| !sub.nested.contains_key(*a))
+                    .chain(&sub.members)
+                    .cloned()
+                    .collect();
             }
-            _ => {
-                crate::ngsi::ids::validate_name(name, "attribute name")?;
-                attrs.insert(ctx.expand(name));
-            }
-        }
-    }
-    Ok((members, attrs))
+            child.linked = linked_options(&child, sub, pick);
+            (relationship.clone(), child)
+        })
+        .collect()
 }
 
 fn entity_id(path: &str) -> Result<String> {

@@ -58,6 +58,44 @@ const QUERY_PARAMS: &[&str] = &[
 ];
 
 /// The selection part of a query request, shared with purge.
+/// Entity members that are not attributes.
+const SYSTEM_MEMBERS: &[&str] = &[
+    "createdAt",
+    "modifiedAt",
+    "deletedAt",
+    "observedAt",
+    "expiresAt",
+];
+
+/// Where a quantifier follows another (`a**`, `a+*`): Rust's regex engine reads it as
+/// a repeated repetition, but it is an error in the ECMAScript/POSIX patterns NGSI-LD
+/// clients write, so it is refused rather than guessed at. Lazy `*?`, `+?`, `??` and
+/// escaped or bracketed characters are fine.
+fn stacked_quantifier(pattern: &str) -> Option<usize> {
+    let (mut escaped, mut in_class, mut previous_quantifier) = (false, false, false);
+    for (i, c) in pattern.char_indices() {
+        if escaped {
+            escaped = false;
+            previous_quantifier = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '*' | '+' if !in_class && previous_quantifier => return Some(i),
+            '*' | '+' | '?' | '}' if !in_class => {
+                // `?` right after a quantifier makes it lazy, and ends the run.
+                previous_quantifier = !(c == '?' && previous_quantifier);
+                continue;
+            }
+            _ => {}
+        }
+        previous_quantifier = false;
+    }
+    None
+}
+
 pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Result<EntityQuery> {
     let mut q = EntityQuery::default();
     match params.get("type").map(String::as_str) {
@@ -70,6 +108,12 @@ pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Resul
             "attrs must name at least one attribute",
         ));
     }
+    // Context source filters only select registrations; this broker has none, but a
+    // malformed filter is still the client's error (it has the q syntax).
+    if let Some(csf) = params.get("csf") {
+        crate::ngsi::q::parse(csf)
+            .map_err(|e| NgsiError::bad_data(format!("csf: {}", e.detail)))?;
+    }
     if let Some(ids) = list(params, "id") {
         for id in &ids {
             validate_uri(id, "entity id")?;
@@ -80,9 +124,19 @@ pub fn selection(params: &HashMap<String, String>, ctx: &ActiveContext) -> Resul
         regex::Regex::new(p).map_err(|e| {
             NgsiError::bad_data(format!("idPattern is not a valid regular expression: {e}"))
         })?;
+        if let Some(at) = stacked_quantifier(p) {
+            return Err(NgsiError::bad_data(format!(
+                "idPattern is not a valid regular expression: nothing to repeat at position {at}"
+            )));
+        }
         q.id_pattern = Some(p.clone());
     }
     if let Some(attrs) = list(params, "attrs") {
+        if let Some(core) = attrs.iter().find(|a| *a == "id" || *a == "type") {
+            return Err(NgsiError::bad_data(format!(
+                "attrs lists attributes; '{core}' is an entity member (use pick)"
+            )));
+        }
         if !attrs.is_empty() {
             q.attrs = Some(attrs.iter().map(|a| ctx.expand(a)).collect());
         }
@@ -184,14 +238,17 @@ fn query_object_to_params(
             for (k, v) in sel {
                 match k.as_str() {
                     "type" => types.push(text(v)?),
-                    "id" => match v {
-                        Value::String(s) => ids.push(s.clone()),
-                        _ => {
-                            return Err(NgsiError::bad_data(
-                                "an entity selector's id must be a string",
-                            ))
+                    "id" => {
+                        match v {
+                            Value::String(s) => ids.push(s.clone()),
+                            // Clause 5.2.33 (1.9): id may list several entities.
+                            Value::Array(items) if items.iter().all(Value::is_string) => ids
+                                .extend(items.iter().filter_map(Value::as_str).map(str::to_string)),
+                            _ => return Err(NgsiError::bad_data(
+                                "an entity selector's id must be a string or an array of strings",
+                            )),
                         }
-                    },
+                    }
                     "idPattern" => patterns.push(text(v)?),
                     other => {
                         return Err(NgsiError::bad_data(format!(
@@ -224,6 +281,35 @@ fn query_object_to_params(
     for key in ["attrs", "pick", "omit", "q", "scopeQ", "lang"] {
         if let Some(v) = obj.get(key) {
             params.insert(key.into(), text(v)?);
+        }
+    }
+    if obj.contains_key("temporalQ") {
+        return Err(NgsiError::bad_data(
+            "temporalQ belongs to POST /temporal/entityOperations/query only",
+        ));
+    }
+    if let Some(join) = obj.get("join") {
+        params.insert("join".into(), text(join)?);
+    }
+    if let Some(level) = obj.get("joinLevel") {
+        let n = level
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| NgsiError::bad_data("joinLevel must be a positive integer"))?;
+        params.insert("joinLevel".into(), n.to_string());
+    }
+    if let Some(ordering) = obj.get("ordering") {
+        let ordering = ordering
+            .as_object()
+            .ok_or_else(|| NgsiError::bad_data("ordering must be an object"))?;
+        if let Some(order_by) = ordering.get("orderBy") {
+            params.insert("orderBy".into(), text(order_by)?);
+        }
+        if ordering.get("geometry").is_some_and(|g| !g.is_string()) {
+            return Err(NgsiError::bad_data("ordering.geometry must be a string"));
+        }
+        if ordering.get("coordinates").is_some_and(|c| !c.is_array()) {
+            return Err(NgsiError::bad_data("ordering.coordinates must be an array"));
         }
     }
     if let Some(geo) = obj.get("geoQ") {
@@ -264,17 +350,37 @@ async fn run_query(
         return Err(NgsiError::bad_data("joinLevel must be at least 1"));
     }
     let local = bool_param(&params, "local")?;
+    // Clause 4.17: the type wildcard asks this broker only; `local=false` contradicts it.
+    if params.get("type").is_some_and(|t| t == "*")
+        && params.get("local").is_some_and(|l| l == "false")
+    {
+        return Err(NgsiError::bad_data(
+            "type=* cannot be combined with local=false",
+        ));
+    }
     let mut q = selection(&params, &ctx)?;
+    // Clause 5.7.2.4: a query must narrow by type, attributes, q or geoQ (ids alone,
+    // system members alone or a q on system attributes alone are too wide), unless
+    // it is local.
+    let narrows_by_attrs = list(&params, "attrs")
+        .is_some_and(|a| a.iter().any(|n| !SYSTEM_MEMBERS.contains(&n.as_str())));
+    let narrows_by_q = q.q.as_mut().is_some_and(|e| {
+        e.paths_mut().iter().any(|p| {
+            !SYSTEM_MEMBERS
+                .iter()
+                .any(|m| p.attr == *m || p.attr == ctx.expand(m))
+        })
+    });
     if !local
         && q.types.is_none()
         && !params.contains_key("type")
-        && q.ids.is_none()
-        && q.id_pattern.is_none()
-        && q.attrs.is_none()
-        && !q.has_row_filter()
+        && !narrows_by_attrs
+        && !narrows_by_q
+        && q.scope_q.is_none()
+        && q.geo_q.is_none()
     {
         return Err(NgsiError::bad_data(
-            "give at least one of type, id, idPattern, attrs, q, scopeQ or geoQ",
+            "give at least one of type, attrs, q, scopeQ or geoQ (or local=true): ids alone are too wide",
         ));
     }
     q.limit = number_param(&params, "limit", DEFAULT_LIMIT)?;
@@ -291,7 +397,27 @@ async fn run_query(
             "limit=0 is only allowed with count=true",
         ));
     }
-    let page = state.store.query(&tenant, &q).await?;
+    let order = params
+        .get("orderBy")
+        .map(|raw| crate::ngsi::order::OrderBy::parse(raw, &ctx))
+        .transpose()?;
+    // Ordered answers are sorted in the broker: the store returns every match, the
+    // page is cut after sorting.
+    let (limit, offset) = (q.limit, q.offset);
+    if order.is_some() {
+        q.limit = i64::MAX as usize;
+        q.offset = 0;
+    }
+    let mut page = state.store.query(&tenant, &q).await?;
+    let mut selected = page.total;
+    if let Some(order) = &order {
+        order.sort(&mut page.items);
+        let matches = page.items.len() as u64;
+        page.items = page.items.into_iter().skip(offset).take(limit).collect();
+        // The whole selection was read: the links know whether more follows.
+        selected = Some(matches);
+        (q.limit, q.offset) = (limit, offset);
+    }
     // An empty page may mean an unknown tenant: only then is the tenant looked up.
     if page.items.is_empty() && page.total.unwrap_or(0) == 0 {
         ensure_tenant(state, &tenant).await?;
@@ -328,7 +454,7 @@ async fn run_query(
     if let Some(total) = page.total {
         b.insert_header(("NGSILD-Results-Count", total.to_string()));
     }
-    for link in paging_links(req, &q, page.items.len(), page.total, media.as_str()) {
+    for link in paging_links(req, &q, page.items.len(), selected, media.as_str()) {
         b.append_header(("Link", link));
     }
     Ok(b.body(text))
@@ -345,19 +471,21 @@ fn paging_links(
     if q.limit == 0 || req.method() != actix_web::http::Method::GET {
         return Vec::new();
     }
+    // The client's own parameters, as it encoded them, with the page's limit and offset.
     let page_url = |offset: usize| {
-        let mut pairs: Vec<(String, String)> =
-            url::form_urlencoded::parse(req.query_string().as_bytes())
-                .into_owned()
-                .filter(|(k, _)| k != "offset" && k != "limit")
-                .collect();
-        pairs.push(("limit".into(), q.limit.to_string()));
-        pairs.push(("offset".into(), offset.to_string()));
+        let mut pairs: Vec<String> = req
+            .query_string()
+            .split('&')
+            .filter(|pair| {
+                let key = pair.split('=').next().unwrap_or_default();
+                !pair.is_empty() && key != "offset" && key != "limit"
+            })
+            .map(str::to_string)
+            .collect();
+        pairs.push(format!("limit={}", q.limit));
+        pairs.push(format!("offset={offset}"));
         pairs.sort();
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
-        format!("{}?{}", req.path(), query)
+        format!("{}?{}", req.path(), pairs.join("&"))
     };
     let mut links = Vec::new();
     if q.offset > 0 {

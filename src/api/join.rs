@@ -75,7 +75,6 @@ struct Linker<'a> {
     state: &'a State,
     tenant: &'a Tenant,
     ctx: &'a ActiveContext,
-    opts: &'a RenderOptions,
     cache: HashMap<String, Option<Entity>>,
 }
 
@@ -89,18 +88,24 @@ impl Linker<'_> {
         Ok(e)
     }
 
-    /// Renders an entity with its linked entities embedded, `level` links deep.
-    async fn inline(&mut self, e: &Entity, level: usize) -> Result<Value> {
-        let mut out = render_entity(e, self.ctx, self.opts);
+    /// Renders an entity with its linked entities embedded, `level` links deep. Only
+    /// Relationships the projection keeps are followed; each linked entity is rendered
+    /// with the projection nested under its Relationship.
+    async fn inline(&mut self, e: &Entity, level: usize, opts: &RenderOptions) -> Result<Value> {
+        let mut out = render_entity(e, self.ctx, opts);
         if level == 0 {
             return Ok(Value::Object(out));
         }
         for (name, ids) in targets(e) {
+            if !opts.shows_attribute(&name) {
+                continue;
+            }
+            let child_opts = opts.for_linked(&name);
             let key = self.ctx.compact(&name);
             let mut linked = Vec::new();
             for id in &ids {
                 if let Some(t) = self.fetch(id).await? {
-                    linked.push(Box::pin(self.inline(&t, level - 1)).await?);
+                    linked.push(Box::pin(self.inline(&t, level - 1, &child_opts)).await?);
                 }
             }
             let Some(first) = linked.first().cloned() else {
@@ -111,7 +116,7 @@ impl Linker<'_> {
             } else {
                 Value::Array(linked)
             };
-            match (self.opts.format, out.get_mut(&key)) {
+            match (opts.format, out.get_mut(&key)) {
                 (Format::KeyValues, Some(slot)) => *slot = embedded,
                 (_, Some(Value::Object(attr))) => {
                     attr.insert("entity".into(), embedded);
@@ -122,19 +127,29 @@ impl Linker<'_> {
         Ok(Value::Object(out))
     }
 
-    /// Collects the entities reachable from `roots` within `level` links.
-    async fn flat(&mut self, roots: &[Entity], level: usize) -> Result<Vec<Entity>> {
+    /// The entities reachable from `roots` within `level` links through Relationships
+    /// the projection keeps, each with the options it is rendered with.
+    async fn flat(
+        &mut self,
+        roots: &[Entity],
+        level: usize,
+        opts: &RenderOptions,
+    ) -> Result<Vec<(Entity, RenderOptions)>> {
         let mut seen: HashSet<String> = roots.iter().map(|e| e.id.clone()).collect();
-        let mut frontier: Vec<Entity> = roots.to_vec();
+        let mut frontier: Vec<(Entity, RenderOptions)> =
+            roots.iter().map(|e| (e.clone(), opts.clone())).collect();
         let mut linked = Vec::new();
         for _ in 0..level {
             let mut next = Vec::new();
-            for e in &frontier {
-                for (_, ids) in targets(e) {
+            for (e, e_opts) in &frontier {
+                for (name, ids) in targets(e) {
+                    if !e_opts.shows_attribute(&name) {
+                        continue;
+                    }
                     for id in ids {
                         if seen.insert(id.clone()) {
                             if let Some(t) = self.fetch(&id).await? {
-                                next.push(t);
+                                next.push((t, e_opts.for_linked(&name)));
                             }
                         }
                     }
@@ -163,7 +178,6 @@ pub async fn render(
         state,
         tenant,
         ctx,
-        opts,
         cache: HashMap::new(),
     };
     let with_ctx = |v: Value| match v {
@@ -174,16 +188,20 @@ pub async fn render(
         Join::Inline => {
             let mut out = Vec::with_capacity(roots.len());
             for e in roots {
-                out.push(with_ctx(linker.inline(e, level).await?));
+                out.push(with_ctx(linker.inline(e, level, opts).await?));
             }
             Ok(out)
         }
         Join::Flat => {
-            let linked = linker.flat(roots, level).await?;
+            let linked = linker.flat(roots, level, opts).await?;
             Ok(roots
                 .iter()
-                .chain(linked.iter())
                 .map(|e| with_ctx(Value::Object(render_entity(e, ctx, opts))))
+                .chain(
+                    linked
+                        .iter()
+                        .map(|(e, o)| with_ctx(Value::Object(render_entity(e, ctx, o)))),
+                )
                 .collect())
         }
     }

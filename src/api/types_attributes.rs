@@ -28,8 +28,13 @@ struct Discovery {
     details: bool,
 }
 
-async fn discover(state: &State, req: &HttpRequest) -> Result<Discovery> {
-    let params = query_params(req, &["details", "local", "via"])?;
+/// Parameters of the lists (`/types`, `/attributes`) and of one item (clause 6.3.20:
+/// `details` only makes sense on a list).
+const LIST_PARAMS: &[&str] = &["details", "local", "via"];
+const ITEM_PARAMS: &[&str] = &["local", "via"];
+
+async fn discover(state: &State, req: &HttpRequest, allowed: &[&str]) -> Result<Discovery> {
+    let params = query_params(req, allowed)?;
     let tenant = extract::tenant(req)?;
     let media = extract::accept(req, false)?;
     let ctx = extract::context(state, req).await?;
@@ -65,7 +70,7 @@ fn list_id(kind: &str) -> String {
 }
 
 async fn types(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    let d = discover(&state, &req).await?;
+    let d = discover(&state, &req, LIST_PARAMS).await?;
     let body = if d.details {
         Value::Array(
             d.stats
@@ -95,7 +100,7 @@ async fn type_info(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let d = discover(&state, &req).await?;
+    let d = discover(&state, &req, ITEM_PARAMS).await?;
     let wanted = d.ctx.expand(&path);
     let t = d
         .stats
@@ -153,7 +158,7 @@ fn attribute_body(
 }
 
 async fn attributes(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    let d = discover(&state, &req).await?;
+    let d = discover(&state, &req, LIST_PARAMS).await?;
     let attrs = by_attribute(&d);
     let body = if d.details {
         Value::Array(
@@ -177,7 +182,7 @@ async fn attribute_info(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let d = discover(&state, &req).await?;
+    let d = discover(&state, &req, ITEM_PARAMS).await?;
     let wanted = d.ctx.expand(&path);
     let attrs = by_attribute(&d);
     let (k, n, t) = attrs

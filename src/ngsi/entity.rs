@@ -40,6 +40,8 @@ pub struct EntityFragment {
     pub attrs: IndexMap<String, Vec<Attribute>>,
     /// The body set `scope` to null (merge-patch: remove it).
     pub scope_deleted: bool,
+    /// The body set `expiresAt` to null: the entity no longer expires.
+    pub expires_deleted: bool,
 }
 
 /// What a body must contain.
@@ -81,7 +83,9 @@ pub fn parse_body(
         Some(v) if !scope_deleted => Some(parse_scope(v)?),
         _ => None,
     };
+    let expires_deleted = allow_null && body.get("expiresAt").is_some_and(is_null);
     let expires_at = match body.get("expiresAt") {
+        _ if expires_deleted => None,
         Some(Value::String(s)) => Some(
             time::parse_datetime(s)
                 .map_err(|_| NgsiError::bad_data(format!("expiresAt '{s}' is not a date-time")))?,
@@ -107,6 +111,7 @@ pub fn parse_body(
         types,
         scope,
         scope_deleted,
+        expires_deleted,
         expires_at,
         attrs,
     })

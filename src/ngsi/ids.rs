@@ -57,6 +57,12 @@ pub fn validate_name(name: &str, what: &str) -> Result<()> {
             "{what} '{name}' contains the forbidden character {c:?}"
         )));
     }
+    // Dot segments would be resolved away in a URL path: never a name.
+    if name == "." || name == ".." {
+        return Err(NgsiError::bad_data(format!(
+            "{what} '{name}' is a dot segment"
+        )));
+    }
     // '@' starts JSON-LD keywords, never a term.
     if name.starts_with('@') {
         return Err(NgsiError::bad_data(format!(

@@ -185,7 +185,9 @@ pub fn merge(entity: &mut Entity, fragment: EntityFragment, now: &str) -> Update
     } else if let Some(scope) = fragment.scope {
         entity.scope = Some(scope);
     }
-    if fragment.expires_at.is_some() {
+    if fragment.expires_deleted {
+        entity.expires_at = None;
+    } else if fragment.expires_at.is_some() {
         entity.expires_at = fragment.expires_at;
     }
     for (name, instances) in fragment.attrs {

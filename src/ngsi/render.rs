@@ -30,6 +30,30 @@ pub struct RenderOptions {
     pub lang: Option<String>,
     /// Only these attribute instances (`datasetId`; `@none` is the default instance).
     pub dataset_ids: Option<Vec<String>>,
+    /// With `join`: how entities linked through a Relationship (expanded name) are
+    /// rendered; those not listed are rendered whole.
+    pub linked: std::collections::HashMap<String, RenderOptions>,
+}
+
+impl RenderOptions {
+    /// Whether the projection keeps this attribute (expanded name).
+    pub fn shows_attribute(&self, name: &str) -> bool {
+        self.attrs.as_ref().is_none_or(|a| a.contains(name)) && !self.omit.contains(name)
+    }
+
+    /// The options for an entity linked through `relationship`: its nested projection
+    /// if one was given, otherwise no projection; the representation stays the same.
+    pub fn for_linked(&self, relationship: &str) -> RenderOptions {
+        self.linked
+            .get(relationship)
+            .cloned()
+            .unwrap_or_else(|| RenderOptions {
+                format: self.format,
+                sys_attrs: self.sys_attrs,
+                lang: self.lang.clone(),
+                ..Default::default()
+            })
+    }
 }
 
 pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> Map<String, Value> {
@@ -131,7 +155,8 @@ pub fn render_attribute(a: &Attribute, ctx: &ActiveContext, opts: &RenderOptions
     let mut out = Map::new();
     for (k, v) in a {
         match k.as_str() {
-            "createdAt" | "modifiedAt" if !opts.sys_attrs => {}
+            // expiresAt of a transient attribute is a system member too (clause 6.3.11).
+            "createdAt" | "modifiedAt" | "expiresAt" if !opts.sys_attrs => {}
             "vocab" => {
                 out.insert(k.clone(), compact_vocab(v, ctx));
             }

@@ -118,6 +118,9 @@ pub struct TemporalSelection {
     pub attrs: Option<Vec<String>>,
     pub limit: usize,
     pub offset: usize,
+    /// `orderBy=id`: `Some(false)` ascending, `Some(true)` descending; `None` keeps the
+    /// store's own (insertion) order.
+    pub id_descending: Option<bool>,
 }
 
 pub use sqlite::temporal::NewInstance;
@@ -163,6 +166,17 @@ pub trait TemporalStore: Send + Sync {
         attr: &str,
         instance: i64,
     ) -> Result<bool>;
+    /// Retention: deletes the history dated before `before_us` (observedAt, else
+    /// createdAt) of the tenant's entities having one of the types `include` (every
+    /// entity when `None`) and none of `exclude`, a type given as its IRI or the IRI's
+    /// last segment. Returns how many instances went.
+    async fn temporal_prune(
+        &self,
+        tenant: &Tenant,
+        include: Option<Vec<String>>,
+        exclude: Vec<String>,
+        before_us: i64,
+    ) -> Result<u64>;
 }
 
 /// A subscription as stored: the document (the domain's serialized `Subscription`) and

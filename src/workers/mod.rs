@@ -1,3 +1,5 @@
-//! Background workers of the broker (the notification workers stay in `notify/`).
+//! Background work that runs beside the HTTP server (notification delivery has its own
+//! module, `notify`).
 
 pub mod alerts;
+pub mod retention;

@@ -470,3 +470,19 @@ async fn discovery_parameter_errors() {
         .json();
     assert_eq!(v["type"], json!("AttributeList"), "{v}");
 }
+
+/// Undefined parameters are refused before anything is looked up: `details` belongs to
+/// the lists, `limit` to no discovery endpoint.
+#[tokio::test]
+async fn discovery_refuses_parameters_it_does_not_define() {
+    let api = api();
+    for path in [
+        "/attributes?limit=5",
+        "/types?limit=5",
+        "/attributes/neverSeen?details=true",
+        "/types/NeverSeen?details=true",
+    ] {
+        let r = api.get(path).await;
+        assert_problem_any(&r, 400, UNKNOWN_PARAM);
+    }
+}

@@ -467,3 +467,60 @@ async fn core_context_terms_expand_to_the_default_vocabulary() {
         "compacted back with the core context"
     );
 }
+
+/// The null marker removes `expiresAt` in a merge fragment (clause 5.5.4), so the
+/// entity no longer expires; it is refused at the top level of a temporal entity.
+#[tokio::test]
+async fn expires_at_removed_by_the_null_marker_in_a_merge() {
+    let api = api();
+    let id = uid("Vehicle");
+    api.post(
+        "/entities",
+        &json!({ "id": id, "type": "Vehicle", "expiresAt": "2099-01-01T00:00:00Z",
+                 "speed": { "type": "Property", "value": 1 } }),
+    )
+    .await
+    .expect(201);
+    api.patch(&ent(&id), &json!({ "expiresAt": "urn:ngsi-ld:null" }))
+        .await
+        .expect(204);
+    let e = api.entity_q(&id, "?options=sysAttrs").await;
+    assert!(
+        e.get("createdAt").is_some() && e.get("expiresAt").is_none(),
+        "{e}"
+    );
+
+    let temporal = uid("Vehicle");
+    let r = api
+        .post(
+            "/temporal/entities",
+            &json!({ "id": temporal, "type": "Vehicle", "expiresAt": "urn:ngsi-ld:null",
+                     "speed": [{ "type": "Property", "value": 1, "observedAt": "2026-01-01T00:00:00Z" }] }),
+        )
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = api.get(&format!("/temporal/entities/{temporal}")).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+}
+
+/// A transient attribute's expiresAt is a system member: shown with sysAttrs only.
+#[tokio::test]
+async fn attribute_expires_at_is_shown_with_sys_attrs_only() {
+    let api = api();
+    let id = uid("Vehicle");
+    api.post(
+        "/entities",
+        &json!({ "id": id, "type": "Vehicle",
+                 "speed": { "type": "Property", "value": 7, "expiresAt": "2100-01-01T00:00:00Z" } }),
+    )
+    .await
+    .expect(201);
+    let plain = api.entity(&id).await;
+    assert!(plain["speed"].get("expiresAt").is_none(), "{plain}");
+    let sys = api.entity_q(&id, "?options=sysAttrs").await;
+    assert_eq!(
+        sys["speed"]["expiresAt"],
+        json!("2100-01-01T00:00:00Z"),
+        "{sys}"
+    );
+}

@@ -57,14 +57,21 @@ async fn query_by_type() {
 async fn query_by_id_and_id_pattern() {
     let api = api();
     let (cars, bikes) = fleet(&api).await;
+    // Ids alone are too wide a query (clause 5.7.2.4) unless it is local.
     let r = api
         .get(&format!("/entities?id={},{}", cars[0], bikes[1]))
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = api
+        .get(&format!("/entities?id={},{}&local=true", cars[0], bikes[1]))
         .await;
     let mut want = vec![cars[0].clone(), bikes[1].clone()];
     want.sort();
     assert_eq!(ids_of(&r.expect(200).json()), want);
 
-    let r = api.get("/entities?idPattern=urn:ngsi-ld:Bike:.*").await;
+    let r = api
+        .get("/entities?idPattern=urn:ngsi-ld:Bike:.*&local=true")
+        .await;
     assert_eq!(ids_of(&r.expect(200).json()), bikes);
     let r = api.get("/entities?type=Car&idPattern=.*00[12]$").await;
     assert_eq!(ids_of(&r.expect(200).json()), cars[1..3].to_vec());
@@ -143,6 +150,29 @@ async fn pagination_limit_offset_count() {
     // Beyond the end.
     let r = api.get("/entities?type=Car&offset=50").await;
     assert_eq!(r.expect(200).json(), json!([]));
+
+    // The paging links keep the client's parameters as it wrote them (clause 4.12).
+    let r = api
+        .get("/entities?type=Car&idPattern=urn:ngsi-ld:Car:.*&limit=2&offset=2&count=true")
+        .await;
+    r.expect(200);
+    let mut links: Vec<String> = r
+        .headers
+        .get_all("Link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(", ").map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| !l.contains("json-ld#context"))
+        .collect();
+    links.sort();
+    let base = "/ngsi-ld/v1/entities?count=true&idPattern=urn:ngsi-ld:Car:.*";
+    assert_eq!(
+        links,
+        vec![
+            format!("<{base}&limit=2&offset=0&type=Car>; rel=\"prev\";type=\"application/json\""),
+            format!("<{base}&limit=2&offset=4&type=Car>; rel=\"next\";type=\"application/json\""),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -231,4 +261,108 @@ async fn purge_entities_by_type() {
     );
     // A purge needs a selection.
     assert_problem(&api.delete("/entities").await, 400, "BadRequestData");
+}
+
+/// Queries too wide or malformed for clause 5.7.2.4: system members alone, a q on
+/// system attributes alone, core members in attrs, a pattern with nothing to repeat.
+#[tokio::test]
+async fn too_wide_or_malformed_queries_are_400() {
+    let api = api();
+    api.post(
+        "/entities",
+        &json!({ "id": uid("Car"), "type": "Car", "speed": { "type": "Property", "value": 1 } }),
+    )
+    .await
+    .expect(201);
+    for bad in [
+        "/entities?attrs=createdAt",
+        "/entities?q=modifiedAt%3E%222020-01-01T00:00:00Z%22",
+        "/entities?attrs=id,type",
+        "/entities?type=Car&idPattern=car**",
+        "/entities?type=Car&idPattern=car%2B*",
+    ] {
+        let r = api.get(bad).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    // Lazy quantifiers, escaped and bracketed characters are fine.
+    for good in [
+        "/entities?type=Car&idPattern=car.*%3F",
+        "/entities?type=Car&idPattern=a%5C*%2B",
+        "/entities?type=Car&idPattern=%5B*%2B%5D%2B",
+        "/entities?type=Car&q=modifiedAt%3E%222020-01-01T00:00:00Z%22",
+    ] {
+        api.get(good).await.expect(200);
+    }
+}
+
+/// orderBy (clause 4.23): by attribute value, sub-attribute, id, type, several keys,
+/// each ascending or descending; missing values last; paging after ordering.
+#[tokio::test]
+async fn order_by_members_and_attributes() {
+    let api = api();
+    let ids: Vec<String> = (0..4).map(|_| uid("Building")).collect();
+    // name: c, a, b, (none); floors: 3, 1, 2, 5; name.rank on two of them.
+    let bodies = [
+        json!({ "name": { "type": "Property", "value": "c", "rank": { "type": "Property", "value": 1 } }, "floors": { "type": "Property", "value": 3 } }),
+        json!({ "name": { "type": "Property", "value": "a", "rank": { "type": "Property", "value": 9 } }, "floors": { "type": "Property", "value": 1 } }),
+        json!({ "name": { "type": "Property", "value": "b" }, "floors": { "type": "Property", "value": 2 } }),
+        json!({ "floors": { "type": "Property", "value": 5 } }),
+    ];
+    for (id, body) in ids.iter().zip(bodies) {
+        let mut e = body;
+        e["id"] = json!(id);
+        e["type"] = json!("Building");
+        api.post("/entities", &e).await.expect(201);
+    }
+    let order = |q: &str| {
+        let api = api.clone();
+        let q = q.to_string();
+        async move {
+            let r = api
+                .get(&format!("/entities?type=Building&orderBy={q}"))
+                .await;
+            ids_of_in_order(&r.expect(200).json())
+        }
+    };
+    let at = |i: &[usize]| -> Vec<String> { i.iter().map(|&k| ids[k].clone()).collect() };
+    assert_eq!(order("name").await, at(&[1, 2, 0, 3]), "missing name last");
+    assert_eq!(
+        order("name;desc").await,
+        at(&[0, 2, 1, 3]),
+        "missing still last"
+    );
+    assert_eq!(order("floors;desc").await, at(&[3, 0, 2, 1]));
+    assert_eq!(order("name.rank;desc,floors").await, at(&[1, 0, 2, 3]));
+    let mut by_id = ids.clone();
+    by_id.sort();
+    assert_eq!(order("id").await, by_id);
+    // Paging follows the order.
+    let r = api
+        .get("/entities?type=Building&orderBy=floors&limit=2&offset=1")
+        .await;
+    assert_eq!(ids_of_in_order(&r.expect(200).json()), at(&[2, 0]));
+    let links: Vec<&str> = r
+        .headers
+        .get_all("Link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        links.iter().any(|l| l.contains("rel=\"next\"")),
+        "{links:?}"
+    );
+    for bad in ["name;up", "", "name%3D%3D1"] {
+        let r = api
+            .get(&format!("/entities?type=Building&orderBy={bad}"))
+            .await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+}
+
+fn ids_of_in_order(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .collect()
 }

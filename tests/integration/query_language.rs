@@ -717,7 +717,7 @@ async fn id_list_and_id_pattern_with_q() {
     metropolis(&api).await;
     let ids = format!("{},{},{}", id_of("port"), id_of("nord"), id_of("noiseAix"));
     assert_eq!(
-        select(&api, &[("id", &ids)]).await,
+        select(&api, &[("id", &ids), ("local", "true")]).await,
         sorted(vec!["port", "nord", "noiseAix"])
     );
     assert_eq!(
@@ -725,7 +725,14 @@ async fn id_list_and_id_pattern_with_q() {
         vec!["port"]
     );
     assert_eq!(
-        select(&api, &[("idPattern", "^urn:ngsi-ld:WaterObserved:.*")]).await,
+        select(
+            &api,
+            &[
+                ("idPattern", "^urn:ngsi-ld:WaterObserved:.*"),
+                ("local", "true")
+            ]
+        )
+        .await,
         sorted(vec!["waterBerre", "waterHuveaune"])
     );
     assert_eq!(
@@ -846,7 +853,11 @@ async fn representations_key_values_and_concise() {
     metropolis(&api).await;
     let ids = format!("{},{}", id_of("port"), id_of("waterBerre"));
 
-    let r = get(&api, &[("id", &ids), ("options", "keyValues")]).await;
+    let r = get(
+        &api,
+        &[("id", &ids), ("options", "keyValues"), ("local", "true")],
+    )
+    .await;
     let body = r.expect(200).json();
     assert_eq!(keys_in(&body), sorted(vec!["port", "waterBerre"]));
     for e in body.as_array().expect("array") {
@@ -867,7 +878,11 @@ async fn representations_key_values_and_concise() {
         }
     }
 
-    let r = get(&api, &[("id", &ids), ("format", "concise")]).await;
+    let r = get(
+        &api,
+        &[("id", &ids), ("format", "concise"), ("local", "true")],
+    )
+    .await;
     let body = r.expect(200).json();
     for e in body.as_array().expect("array") {
         if e["id"] == json!(id_of("port")) {
@@ -1432,4 +1447,101 @@ async fn bad_queries_are_400_with_a_detail_naming_the_problem() {
         body["detail"].as_str().is_some_and(|d| d.contains("limit")),
         "{body}"
     );
+}
+
+/// `!attr` selects the entities without the attribute (clause 4.9), alone, in a
+/// conjunction, and in a query without a type; it negates existence only.
+#[tokio::test]
+async fn q_negated_existence() {
+    let api = api();
+    metropolis(&api).await;
+    let all = select(&api, &[("type", "WasteContainer")]).await;
+    let with = select(&api, &[("type", "WasteContainer"), ("q", "refDevice")]).await;
+    let without = select(&api, &[("type", "WasteContainer"), ("q", "!refDevice")]).await;
+    assert!(
+        !with.is_empty() && !without.is_empty(),
+        "{with:?} {without:?}"
+    );
+    let mut union: Vec<&str> = with.iter().chain(without.iter()).copied().collect();
+    union.sort();
+    assert_eq!(
+        union,
+        sorted(all.clone()),
+        "!refDevice is the complement of refDevice"
+    );
+    check_q(
+        &api,
+        WC,
+        &[
+            ("!refDevice;fillingLevel>=0.4", {
+                let high = select(
+                    &api,
+                    &[("type", "WasteContainer"), ("q", "fillingLevel>=0.4")],
+                )
+                .await;
+                high.into_iter().filter(|k| without.contains(k)).collect()
+            }),
+            ("!neverSeen", all.clone()),
+        ],
+    )
+    .await;
+    // Without a type: every entity of the tenant lacking fillingLevel.
+    let no_level = select(&api, &[("q", "!fillingLevel")]).await;
+    assert!(
+        no_level.contains(&"meteoAubagne") && !no_level.contains(&"port"),
+        "{no_level:?}"
+    );
+    let r = get(
+        &api,
+        &[("type", "WasteContainer"), ("q", "!fillingLevel>0.4")],
+    )
+    .await;
+    assert_problem(&r, 400, "BadRequestData");
+}
+
+/// `attr[*]` compares any member of a compound value, e.g. any language of a
+/// LanguageProperty, or any key of a JSON object value.
+#[tokio::test]
+async fn q_wildcard_key() {
+    let api = api();
+    let (a, b) = (uid("Street"), uid("Street"));
+    api.post(
+        "/entities",
+        &json!({ "id": a, "type": "Street",
+        "label": { "type": "LanguageProperty", "languageMap": { "fr": "rouge", "en": "red" } } }),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "/entities",
+        &json!({ "id": b, "type": "Street",
+        "label": { "type": "LanguageProperty", "languageMap": { "it": "rosso", "en": "red" } } }),
+    )
+    .await
+    .expect(201);
+    let ids = |r: Resp| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .json()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["id"].as_str().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    };
+    let r = api
+        .get("/entities?type=Street&q=label%5B*%5D==%22rouge%22")
+        .await;
+    assert_eq!(ids(r), vec![a.clone()]);
+    let r = api
+        .get("/entities?type=Street&q=label%5B*%5D==%22red%22")
+        .await;
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(ids(r), both);
+    let r = api
+        .get("/entities?type=Street&q=label%5Bfr%5D==%22red%22")
+        .await;
+    assert!(ids(r).is_empty());
 }

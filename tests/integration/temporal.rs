@@ -700,11 +700,11 @@ async fn attrs_filter_and_entity_selection() {
     for e in v.as_array().expect("array") {
         assert_eq!(items(e, LEVEL).len(), 2, "{e}");
     }
-    let v = tget(&api, &format!("/temporal/entities?id={a},{c}")).await;
+    let v = tget(&api, &format!("/temporal/entities?id={a},{c}&local=true")).await;
     let mut ac = vec![a.clone(), c.clone()];
     ac.sort();
     assert_eq!(ids_of(&v), ac);
-    let v = tget(&api, "/temporal/entities?idPattern=.*:Well:c-.*").await;
+    let v = tget(&api, "/temporal/entities?idPattern=.*:Well:c-.*&local=true").await;
     assert_eq!(ids_of(&v), vec![c.clone()]);
     let v = tget(
         &api,
@@ -1274,7 +1274,7 @@ async fn deleting_the_entity_keeps_history_until_temporal_delete() {
     assert_problem(&r, 404, "ResourceNotFound");
     let r = api.delete(&tpath(&id, "")).await;
     assert_problem(&r, 404, "ResourceNotFound");
-    let v = tget(&api, &format!("/temporal/entities?id={id}")).await;
+    let v = tget(&api, &format!("/temporal/entities?id={id}&local=true")).await;
     assert_eq!(v, json!([]));
     assert!(
         deletion_last,
@@ -1539,7 +1539,7 @@ async fn query_post_is_equivalent_to_get() {
     let agg_get = tget(
         &api,
         &format!(
-            "/temporal/entities?id={a}&timerel=after&timeAt={start}&options=aggregatedValues&aggrMethods=avg,max&aggrPeriodDuration=PT6H"
+            "/temporal/entities?id={a}&local=true&timerel=after&timeAt={start}&options=aggregatedValues&aggrMethods=avg,max&aggrPeriodDuration=PT6H"
         ),
     )
     .await;
@@ -1563,7 +1563,7 @@ async fn query_post_is_equivalent_to_get() {
     let tv_get = tget(
         &api,
         &format!(
-            "/temporal/entities?idPattern={}&timerel=before&timeAt={end}&options=temporalValues",
+            "/temporal/entities?local=true&idPattern={}&timerel=before&timeAt={end}&options=temporalValues",
             b.replace(':', "%3A")
         ),
     )
@@ -1808,4 +1808,499 @@ async fn history_is_tenant_scoped() {
         r.status,
         r.text
     );
+}
+
+/// q, scopeQ and geoQ of a temporal query are judged on the instances inside the
+/// window (clause 5.7.4.4), not on the entity's current state.
+#[tokio::test]
+async fn temporal_filters_are_judged_on_the_windowed_instances() {
+    let api = api();
+    let (fast, slow) = (uid(TYPE), uid(TYPE));
+    let here = json!({ "type": "Point", "coordinates": [5.37, 43.30] });
+    let far = json!({ "type": "Point", "coordinates": [7.26, 43.70] });
+    // `fast` read 80 in January and 10 in March; `slow` read 10 then 30.
+    for (id, jan, mar, place) in [(&fast, 80, 10, &here), (&slow, 10, 30, &far)] {
+        tcreate(
+            &api,
+            &json!({
+                "id": id, "type": TYPE,
+                LEVEL: [prop(json!(jan), "2026-01-05T00:00:00Z"), prop(json!(mar), "2026-03-01T12:00:00Z")],
+                "location": [{ "type": "GeoProperty", "value": place, "observedAt": "2026-01-05T00:00:00Z" }]
+            }),
+        )
+        .await;
+    }
+    let ids = |v: &Value| -> HashSet<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let january = "timerel=between&timeAt=2026-01-01T00:00:00Z&endTimeAt=2026-02-01T00:00:00Z";
+    let march = "timerel=between&timeAt=2026-03-01T00:00:00Z&endTimeAt=2026-03-02T00:00:00Z";
+    let both = format!("id={fast},{slow}");
+    let jan = tget(
+        &api,
+        &format!("/temporal/entities?{both}&{january}&q={LEVEL}%3E25"),
+    )
+    .await;
+    assert_eq!(ids(&jan), HashSet::from([fast.clone()]), "{jan}");
+    let mar = tget(
+        &api,
+        &format!("/temporal/entities?{both}&{march}&q={LEVEL}%3E25"),
+    )
+    .await;
+    assert_eq!(ids(&mar), HashSet::from([slow.clone()]), "{mar}");
+    // Only in-window instances come back.
+    assert!(!mar.to_string().contains("2026-01-05"), "{mar}");
+    // An attribute without instances in the window does not exist for the filter.
+    let absent = tget(
+        &api,
+        &format!("/temporal/entities?{both}&{march}&q=location"),
+    )
+    .await;
+    assert!(ids(&absent).is_empty(), "{absent}");
+    // geoQ on the windowed location instances.
+    let near = tget(
+        &api,
+        &format!(
+            "/temporal/entities?{both}&{january}&georel=near%3BmaxDistance%3D%3D2000&geometry=Point&coordinates=%5B5.37,43.30%5D"
+        ),
+    )
+    .await;
+    assert_eq!(ids(&near), HashSet::from([fast.clone()]), "{near}");
+}
+
+/// pick and omit choose attributes and the core members of temporal answers.
+#[tokio::test]
+async fn pick_and_omit_shape_temporal_answers() {
+    let api = api();
+    let id = uid(TYPE);
+    tcreate(
+        &api,
+        &json!({
+            "id": id, "type": TYPE,
+            LEVEL: [prop(json!(1.5), "2026-01-05T00:00:00Z")],
+            "temperature": [prop(json!(14.0), "2026-01-05T00:00:00Z")]
+        }),
+    )
+    .await;
+    let keys = |v: &Value| -> HashSet<String> {
+        v.as_object()
+            .map(|o| o.keys().filter(|k| *k != "@context").cloned().collect())
+            .unwrap_or_default()
+    };
+    let set = |names: &[&str]| -> HashSet<String> { names.iter().map(|s| s.to_string()).collect() };
+    let picked = tget(&api, &tpath(&id, &format!("pick={LEVEL}"))).await;
+    assert_eq!(keys(&picked), set(&[LEVEL]), "{picked}");
+    let picked = tget(&api, &tpath(&id, &format!("pick=id,{LEVEL}"))).await;
+    assert_eq!(keys(&picked), set(&["id", LEVEL]), "{picked}");
+    let omitted = tget(&api, &tpath(&id, &format!("omit=type,{LEVEL}"))).await;
+    assert_eq!(keys(&omitted), set(&["id", "temperature"]), "{omitted}");
+    let listed = tget(
+        &api,
+        &format!("/temporal/entities?id={id}&pick=id,temperature"),
+    )
+    .await;
+    assert_eq!(keys(&listed[0]), set(&["id", "temperature"]), "{listed}");
+
+    for bad in [
+        format!("pick={LEVEL}&omit={LEVEL}"),
+        "pick=id&omit=id".to_string(),
+        format!("attrs={LEVEL}&pick={LEVEL}"),
+        format!("attrs={LEVEL}&omit=temperature"),
+    ] {
+        let r = api.get(&tpath(&id, &bad)).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    let r = api.get(&tpath(&id, "pick=neverSeen")).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let r = api
+        .get(&tpath(&id, &format!("omit={LEVEL},temperature")))
+        .await;
+    assert_problem(&r, 404, "ResourceNotFound");
+}
+
+/// datasetId narrows the answer to instances of the listed datasets; aggregation
+/// parameters may come in the Query body (temporalQ or aggrParams) and imply
+/// aggregated values; PT0S aggregates the whole window; `format` beats `options`.
+#[tokio::test]
+async fn dataset_filter_and_aggregation_parameters_of_queries() {
+    let api = api();
+    let id = uid(TYPE);
+    let ds = "urn:ngsi-ld:Dataset:backup";
+    let mut backup = prop(json!(7.0), "2026-01-05T00:00:00Z");
+    backup["datasetId"] = json!(ds);
+    tcreate(
+        &api,
+        &json!({
+            "id": id, "type": TYPE,
+            LEVEL: [prop(json!(1.0), "2026-01-05T00:00:00Z"), prop(json!(3.0), "2026-01-06T00:00:00Z"), backup]
+        }),
+    )
+    .await;
+    let only_backup = tget(
+        &api,
+        &tpath(&id, &format!("datasetId={ds}&options=temporalValues")),
+    )
+    .await;
+    assert_eq!(only_backup[LEVEL]["datasetId"], json!(ds), "{only_backup}");
+    assert_eq!(
+        only_backup[LEVEL]["values"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let default = tget(&api, &tpath(&id, "datasetId=@none&options=temporalValues")).await;
+    assert!(default[LEVEL].get("datasetId").is_none(), "{default}");
+    assert_eq!(default[LEVEL]["values"].as_array().map(Vec::len), Some(2));
+    let r = api.get(&tpath(&id, "datasetId=not%20a%20uri")).await;
+    assert_problem(&r, 400, "BadRequestData");
+
+    let window = json!({ "timerel": "after", "timeAt": "2026-01-01T00:00:00Z" });
+    let query = |extra: Value| {
+        let mut q = json!({ "type": "Query", "entities": [{ "type": TYPE, "id": id }], "temporalQ": window });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            if k == "temporalQ" {
+                for (tk, tv) in v.as_object().cloned().unwrap_or_default() {
+                    q["temporalQ"][tk] = tv;
+                }
+            } else {
+                q[k] = v;
+            }
+        }
+        q
+    };
+    let avg_of = |v: &Value| -> Vec<f64> {
+        v[0][LEVEL]
+            .as_array()
+            .map(|series| {
+                series
+                    .iter()
+                    .filter_map(|s| s["avg"][0][0].as_f64())
+                    .collect()
+            })
+            .or_else(|| v[0][LEVEL]["avg"][0][0].as_f64().map(|a| vec![a]))
+            .unwrap_or_default()
+    };
+    for extra in [
+        json!({ "aggrParams": { "aggrMethods": ["avg"], "aggrPeriodDuration": "PT0S" } }),
+        json!({ "temporalQ": { "aggrMethods": "avg" } }),
+        json!({ "temporalQ": { "aggrMethods": ["avg"] } }),
+    ] {
+        let r = api
+            .post("/temporal/entityOperations/query", &query(extra.clone()))
+            .await;
+        assert_eq!(r.status, 200, "{extra}: {}", r.text);
+        let avgs = avg_of(&r.json());
+        assert!(
+            avgs.contains(&2.0),
+            "{extra}: one period over the window, avg 2: {}",
+            r.text
+        );
+    }
+    let bad =
+        query(json!({ "aggrParams": { "aggrMethods": ["avg"], "aggrPeriodDuration": "bogus" } }));
+    let r = api.post("/temporal/entityOperations/query", &bad).await;
+    let problem = assert_problem(&r, 400, "BadRequestData");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("aggrPeriodDuration"));
+    let bad = query(json!({ "aggrParams": { "aggrMethods": ["median"] } }));
+    let r = api.post("/temporal/entityOperations/query", &bad).await;
+    assert_problem(&r, 400, "BadRequestData");
+
+    // format=temporalValues wins over options=aggregatedValues.
+    let r = tget(
+        &api,
+        &tpath(
+            &id,
+            "format=temporalValues&options=aggregatedValues&aggrMethods=sum",
+        ),
+    )
+    .await;
+    assert!(r.to_string().contains("\"values\""), "{r}");
+}
+
+/// What a temporal query must name, how it may be ordered, and more bad input.
+#[tokio::test]
+async fn temporal_query_selection_rules() {
+    let api = api();
+    let (a, b) = (uid(TYPE), uid(TYPE));
+    for id in [&a, &b] {
+        tcreate(
+            &api,
+            &json!({ "id": id, "type": TYPE, LEVEL: [prop(json!(1.0), "2026-01-05T00:00:00Z")] }),
+        )
+        .await;
+    }
+    let window = "timerel=after&timeAt=2026-01-01T00:00:00Z";
+    // Ids alone are not enough (clause 5.7.4.4); local=true makes them so.
+    let r = api
+        .get(&format!("/temporal/entities?id={a},{b}&{window}"))
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let v = tget(
+        &api,
+        &format!("/temporal/entities?id={a},{b}&{window}&local=true"),
+    )
+    .await;
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    // orderBy=id, both ways.
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut sorted = vec![a.clone(), b.clone()];
+    sorted.sort();
+    let both = format!("/temporal/entities?type={TYPE}&id={a},{b}&{window}");
+    assert_eq!(
+        ids(&tget(&api, &format!("{both}&orderBy=id")).await),
+        sorted
+    );
+    sorted.reverse();
+    assert_eq!(
+        ids(&tget(&api, &format!("{both}&orderBy=id;desc")).await),
+        sorted
+    );
+    for bad in [
+        format!("{both}&orderBy=name"),
+        format!("{both}&orderBy=createdAt"),
+        format!("/temporal/entities?type={TYPE}&timerel=after&timeAt=2026-01-01"),
+        format!("/temporal/entities?attrs=createdAt&{window}"),
+        format!("{both}&csf=))bad(("),
+    ] {
+        let r = api.get(&bad).await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+}
+
+/// temporalValues of the attribute types whose value is not `value`, the results count
+/// of a query, `pick=id`, and one paging window shared by every entity of a query.
+#[tokio::test]
+async fn simplified_values_count_and_shared_windows() {
+    let api = api();
+    let id = uid(TYPE);
+    let t = "2026-01-05T00:00:00Z";
+    tcreate(
+        &api,
+        &json!({
+            "id": id, "type": TYPE,
+            "label": [{ "type": "LanguageProperty", "languageMap": { "fr": "Puits", "en": "Well" }, "observedAt": t }],
+            "config": [{ "type": "JsonProperty", "json": { "a": 1 }, "observedAt": t }],
+            "category": [{ "type": "VocabProperty", "vocab": "groundwater", "observedAt": t }],
+            "probes": [{ "type": "ListRelationship", "objectList": [{ "object": "urn:ngsi-ld:Device:1" }, { "object": "urn:ngsi-ld:Device:2" }], "observedAt": t }]
+        }),
+    )
+    .await;
+    let v = tget(&api, &tpath(&id, "options=temporalValues")).await;
+    assert_eq!(
+        v["label"]["languageMaps"][0][0],
+        json!({ "languageMap": { "fr": "Puits", "en": "Well" } }),
+        "{v}"
+    );
+    assert_eq!(
+        v["config"]["jsons"][0][0],
+        json!({ "json": { "a": 1 } }),
+        "{v}"
+    );
+    assert_eq!(
+        v["category"]["vocabs"][0][0],
+        json!({ "vocab": "groundwater" }),
+        "{v}"
+    );
+    assert_eq!(
+        v["probes"]["objectLists"][0][0],
+        json!(["urn:ngsi-ld:Device:1", "urn:ngsi-ld:Device:2"]),
+        "{v}"
+    );
+
+    // Count, and pick=id.
+    let r = api
+        .get(&format!(
+            "/temporal/entities?type={TYPE}&count=true&limit=1&pick=id"
+        ))
+        .await;
+    r.expect(200);
+    let count: u64 = r
+        .header("NGSILD-Results-Count")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    assert!(count >= 1, "{:?}", r.header("NGSILD-Results-Count"));
+    let listed = r.json();
+    assert_eq!(
+        listed[0]
+            .as_object()
+            .map(|o| o.keys().filter(|k| *k != "@context").count()),
+        Some(1),
+        "{listed}"
+    );
+
+    // Two entities, one with a long history: the page ends at the same instant for both.
+    let server = TestServer::start(&["--temporal-max-instances", "10"]);
+    let api = server.api();
+    let (long, short) = (uid(TYPE), uid(TYPE));
+    let start = "2026-02-01T00:00:00Z";
+    let long_history: Vec<Value> = (0..30)
+        .map(|i| prop(json!(i), &plus_hours(start, i)))
+        .collect();
+    let short_history: Vec<Value> = (0..3)
+        .map(|i| prop(json!(i), &plus_days(start, 10 + i)))
+        .collect();
+    tcreate(
+        &api,
+        &json!({ "id": long, "type": TYPE, LEVEL: long_history }),
+    )
+    .await;
+    tcreate(
+        &api,
+        &json!({ "id": short, "type": TYPE, LEVEL: short_history }),
+    )
+    .await;
+    let r = api
+        .get(&format!(
+            "/temporal/entities?type={TYPE}&timerel=after&timeAt={start}"
+        ))
+        .await;
+    assert_eq!(r.status, 206, "{}", r.text);
+    let edge = plus_hours(start, 9);
+    assert_eq!(
+        r.header("Content-Range"),
+        Some(format!("date-time {start}-{edge}/*"))
+    );
+    // Nothing after the edge, whichever entity it belongs to; an attribute with
+    // nothing left in this page is listed empty.
+    let body = r.json();
+    let short_page = body
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["id"] == json!(short)))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(short_page[LEVEL], json!([]), "{body}");
+    for e in body.as_array().into_iter().flatten() {
+        for inst in e[LEVEL].as_array().into_iter().flatten() {
+            let at = inst["observedAt"].as_str().unwrap_or_default();
+            assert!(
+                at <= edge.as_str(),
+                "{at} is after the window's end {edge}: {body}"
+            );
+        }
+    }
+}
+
+/// Bad attribute names and unknown instance ids on the temporal attribute paths.
+#[tokio::test]
+async fn temporal_attribute_paths_refuse_bad_names_and_unknown_instances() {
+    let api = api();
+    let id = uid(TYPE);
+    tcreate(
+        &api,
+        &json!({ "id": id, "type": TYPE, LEVEL: [prop(json!(1.0), "2026-01-05T00:00:00Z")] }),
+    )
+    .await;
+    let instance = "urn:ngsi-ld:attribute:instance:1";
+    let r = api
+        .delete(&format!(
+            "/temporal/entities/{id}/attrs/invalid(Name/{instance}"
+        ))
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    let r = api
+        .patch(
+            &format!("/temporal/entities/{id}/attrs/invalid(Name/{instance}"),
+            &json!({ "value": 2 }),
+        )
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    for unknown in [
+        "urn:ngsi-ld:Instance:not-ours",
+        "urn:ngsi-ld:attribute:instance:999999999",
+    ] {
+        let r = api
+            .delete(&format!("/temporal/entities/{id}/attrs/{LEVEL}/{unknown}"))
+            .await;
+        assert_problem(&r, 404, "ResourceNotFound");
+    }
+    let r = api
+        .patch(
+            &format!("/temporal/entities/{id}/attrs/{LEVEL}"),
+            &json!({ "value": 2 }),
+        )
+        .await;
+    assert_eq!(r.status, 405, "{}", r.text);
+}
+
+/// A null-marker instance in temporal input records a deletion in the history.
+#[tokio::test]
+async fn temporal_input_records_deletions_and_unions_types() {
+    let api = api();
+    let id = uid(TYPE);
+    tcreate(
+        &api,
+        &json!({ "id": id, "type": TYPE, LEVEL: [prop(json!(1.0), "2026-01-01T00:00:00Z")] }),
+    )
+    .await;
+    let r = api
+        .post(
+            "/temporal/entities",
+            &json!({ "id": id, "type": [TYPE, "Piezometer"],
+                     LEVEL: [{ "type": "Property", "value": NULL_URI, "observedAt": "2026-01-02T00:00:00Z" }] }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let v = tget(
+        &api,
+        &tpath(&id, "timerel=before&timeAt=2030-01-01T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(items(&v, LEVEL).len(), 2, "{v}");
+    assert!(v.to_string().contains("Piezometer"), "{v}");
+    assert!(
+        items(&v, LEVEL)
+            .iter()
+            .any(|i| i.get("deletedAt").is_some()),
+        "{v}"
+    );
+}
+
+/// A temporal entity's scope may come as its own history (Property instances); the
+/// latest is the entity's scope, which scopeQ selects on.
+#[tokio::test]
+async fn scope_given_as_instances() {
+    let api = api();
+    let (ab, x) = (uid(TYPE), uid(TYPE));
+    for (id, scopes) in [
+        (
+            &ab,
+            json!([{ "type": "Property", "value": "/Old", "observedAt": "2026-01-01T00:00:00Z" }, { "type": "Property", "value": ["/A/B", "/C"], "observedAt": "2026-02-01T00:00:00Z" }]),
+        ),
+        (
+            &x,
+            json!([{ "type": "Property", "value": "/X", "observedAt": "2026-01-01T00:00:00Z" }]),
+        ),
+    ] {
+        tcreate(&api, &json!({ "id": id, "type": TYPE, "scope": scopes, LEVEL: [prop(json!(1.0), "2026-03-01T00:00:00Z")] })).await;
+    }
+    let v = tget(
+        &api,
+        &format!("/temporal/entities?type={TYPE}&id={ab},{x}&scopeQ=/A/%23"),
+    )
+    .await;
+    let ids: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![ab.as_str()], "{v}");
+    assert!(v.to_string().contains("/A/B"), "{v}");
+    let r = api.post("/temporal/entities", &json!({ "id": uid(TYPE), "type": TYPE, "scope": [{ "type": "Property", "value": 3 }] })).await;
+    assert_problem(&r, 400, "BadRequestData");
 }

@@ -5,6 +5,8 @@ pub enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Term(Term),
+    /// `!attr`: the attribute does not exist (the parser only negates existence).
+    Not(Box<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +61,7 @@ impl Expr {
                 items.iter_mut().flat_map(Expr::paths_mut).collect()
             }
             Expr::Term(t) => vec![&mut t.path],
+            Expr::Not(inner) => inner.paths_mut(),
         }
     }
 }

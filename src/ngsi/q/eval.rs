@@ -38,6 +38,7 @@ pub fn matches(expr: &Expr, entity: &Entity) -> bool {
         Expr::And(items) => items.iter().all(|e| matches(e, entity)),
         Expr::Or(items) => items.iter().any(|e| matches(e, entity)),
         Expr::Term(t) => term_matches(t, entity),
+        Expr::Not(inner) => !matches(inner, entity),
     }
 }
 
@@ -56,7 +57,7 @@ fn term_matches(t: &Term, entity: &Entity) -> bool {
     })
 }
 
-fn resolve(inst: &Attribute, path: &Path) -> Option<Value> {
+pub(crate) fn resolve(inst: &Attribute, path: &Path) -> Option<Value> {
     let mut current = inst;
     let mut value: Option<&Value> = None;
     for sub in &path.subs {
@@ -77,7 +78,11 @@ fn resolve(inst: &Attribute, path: &Path) -> Option<Value> {
         }
     };
     for key in &path.keys {
-        value = value.get(key.as_str())?.clone();
+        value = match (key.as_str(), value) {
+            // `[*]`: any member, e.g. any language of a LanguageProperty (clause 4.9).
+            ("*", Value::Object(members)) => Value::Array(members.into_values().collect()),
+            (_, v) => v.get(key.as_str())?.clone(),
+        };
     }
     Some(value)
 }

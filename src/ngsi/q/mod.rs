@@ -22,5 +22,6 @@ mod eval;
 mod parser;
 
 pub use ast::{Expr, Literal, Op, Operand, Path, Term};
+pub(crate) use eval::resolve;
 pub use eval::{expand, matches};
 pub use parser::parse;

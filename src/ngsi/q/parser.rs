@@ -90,6 +90,16 @@ impl Parser<'_> {
             }
             return Ok(e);
         }
+        // `!attr`: non-existence (clause 4.9); `!=` only ever follows a path.
+        if self.eat("!") {
+            let start = self.pos;
+            let t = self.term()?;
+            if t.condition.is_some() {
+                self.pos = start;
+                return Err(self.error("'!' negates an attribute's existence: write !attr"));
+            }
+            return Ok(Expr::Not(Box::new(Expr::Term(t))));
+        }
         self.term().map(Expr::Term)
     }
 
@@ -104,6 +114,12 @@ impl Parser<'_> {
             return Err(self.error("expected an attribute name"));
         }
         let name = self.rest()[..len].to_string();
+        if let Some(at) = name.find(['{', '}']) {
+            self.pos += at;
+            return Err(self.error(
+                "queries through linked entities (attr{...}) are not supported by this broker",
+            ));
+        }
         self.pos += len;
         Ok(name)
     }
@@ -260,6 +276,18 @@ mod tests {
         match parse(q) {
             Ok(Expr::Term(t)) => t,
             other => panic!("{q}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn negated_existence_and_linked_paths() {
+        assert!(matches!(parse("!heading"), Ok(Expr::Not(_))));
+        assert!(
+            matches!(parse("!heading;speed>25"), Ok(Expr::And(items)) if matches!(items[0], Expr::Not(_)))
+        );
+        assert_eq!(term("speed!=3").condition.map(|c| c.0), Some(Op::Ne));
+        for bad in ["!speed>3", "!", "owner{name}==\"x\"", "a;!(b)"] {
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 

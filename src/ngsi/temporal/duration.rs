@@ -89,6 +89,15 @@ impl Period {
         };
         t.timestamp_micros() + self.micros
     }
+
+    /// The instant this period before `end_us` (calendar months counted back).
+    pub fn subtract_from(&self, end_us: i64) -> i64 {
+        let t = DateTime::<Utc>::from_timestamp_micros(end_us).unwrap_or_default();
+        let t = t
+            .checked_sub_months(chrono::Months::new(self.months))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        t.timestamp_micros().saturating_sub(self.micros)
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,38 @@ pub struct AttributeAggregates {
     pub series: Vec<(AggrMethod, Vec<Bucket>)>,
 }
 
+impl TemporalResult {
+    /// The history as one entity whose attributes hold every instance of the answer
+    /// (deletion markers left out): q, scopeQ and geoQ of a temporal query are judged
+    /// on it (clause 5.7.4.4: on the attribute instances in the window), an attribute
+    /// matching when any of its instances does.
+    pub fn as_entity(&self) -> crate::ngsi::Entity {
+        let mut attrs: indexmap::IndexMap<String, Vec<crate::ngsi::attribute::Attribute>> =
+            indexmap::IndexMap::new();
+        for i in self.instances.iter().filter(|i| i.deleted_at.is_none()) {
+            let deleted = i
+                .body
+                .values()
+                .any(|v| v.as_str() == Some(crate::ngsi::attribute::NULL_URI));
+            if !deleted {
+                attrs
+                    .entry(i.attr.clone())
+                    .or_default()
+                    .push(i.body.clone());
+            }
+        }
+        crate::ngsi::Entity {
+            id: self.entity.id.clone(),
+            types: self.entity.types.clone(),
+            scope: self.entity.scope.clone(),
+            created_at: self.entity.created_at.clone(),
+            modified_at: self.entity.modified_at.clone(),
+            expires_at: None,
+            attrs,
+        }
+    }
+}
+
 impl Instance {
     /// The instant the request orders and filters by.
     pub fn time(&self, p: TimeProperty) -> Option<i64> {
@@ -68,23 +100,27 @@ impl Instance {
     }
 }
 
-/// Cuts a history to at most `max` instances per attribute instance series (clause
-/// 6.3.10): the answer then covers one time window, the same for every attribute, so a
-/// client can ask for the next window from where this one ends. Returns the window
-/// (first, last instant, in the order of the answer) when something was cut.
+/// Cuts histories to at most `max` instances per attribute instance series (clause
+/// 6.3.10): the answer then covers one time window, the same for every attribute of
+/// every entity, so a client can ask for the next window from where this one ends.
+/// Returns the window (first, last instant, in the order of the answer) when something
+/// was cut.
 pub fn paginate(
-    result: &mut TemporalResult,
+    results: &mut [TemporalResult],
     max: usize,
     newest_first: bool,
     p: TimeProperty,
 ) -> Option<(i64, i64)> {
     use std::collections::HashMap;
-    let mut per_series: HashMap<(String, Option<String>), Vec<i64>> = HashMap::new();
-    for i in &result.instances {
-        per_series
-            .entry((i.attr.clone(), i.dataset_id.clone()))
-            .or_default()
-            .push(i.time(p).unwrap_or(0));
+    type SeriesKey = (usize, String, Option<String>);
+    let mut per_series: HashMap<SeriesKey, Vec<i64>> = HashMap::new();
+    for (n, r) in results.iter().enumerate() {
+        for i in &r.instances {
+            per_series
+                .entry((n, i.attr.clone(), i.dataset_id.clone()))
+                .or_default()
+                .push(i.time(p).unwrap_or(0));
+        }
     }
     // The window ends where the most cut series stops (instances are oldest first).
     let mut limit: Option<i64> = None;
@@ -101,34 +137,43 @@ pub fn paginate(
         });
     }
     let edge = limit?;
-    result.instances.retain(|i| {
+    let inside = |i: &Instance| {
         let t = i.time(p).unwrap_or(0);
         if newest_first {
             t >= edge
         } else {
             t <= edge
         }
-    });
-    // Equal instants at the edge may still leave more than `max`: keep the first ones.
-    let mut kept: HashMap<(String, Option<String>), usize> = HashMap::new();
-    let mut ordered: Vec<&Instance> = result.instances.iter().collect();
-    if newest_first {
-        ordered.reverse();
-    }
-    let mut keep_ids = std::collections::HashSet::new();
-    for i in ordered {
-        let n = kept
-            .entry((i.attr.clone(), i.dataset_id.clone()))
-            .or_default();
-        if *n < max {
-            *n += 1;
-            keep_ids.insert(i.instance_id);
+    };
+    let mut kept: HashMap<SeriesKey, usize> = HashMap::new();
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for (n, r) in results.iter_mut().enumerate() {
+        r.instances.retain(|i| inside(i));
+        // Equal instants at the edge may still leave more than `max`: keep the first.
+        let mut ordered: Vec<usize> = (0..r.instances.len()).collect();
+        if newest_first {
+            ordered.reverse();
+        }
+        let mut keep = vec![false; r.instances.len()];
+        for k in ordered {
+            let i = &r.instances[k];
+            let count = kept
+                .entry((n, i.attr.clone(), i.dataset_id.clone()))
+                .or_default();
+            if *count < max {
+                *count += 1;
+                keep[k] = true;
+            }
+        }
+        let mut k = 0;
+        r.instances.retain(|_| {
+            k += 1;
+            keep[k - 1]
+        });
+        for t in r.instances.iter().filter_map(|i| i.time(p)) {
+            lo = lo.min(t);
+            hi = hi.max(t);
         }
     }
-    result
-        .instances
-        .retain(|i| keep_ids.contains(&i.instance_id));
-    let times = result.instances.iter().filter_map(|i| i.time(p));
-    let (lo, hi) = times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
     Some(if newest_first { (hi, lo) } else { (lo, hi) })
 }

@@ -72,7 +72,7 @@ pub fn render(
                     .unwrap_or(attribute::PROPERTY)
                     .to_string();
                 let member = attribute::value_member(&kind);
-                let value = i.body.get(member).cloned().unwrap_or(Value::Null);
+                let value = simplified_value(&kind, i.body.get(member).cloned(), ctx);
                 let at = instant_of(i, q.timeproperty).map(|us| {
                     i.body
                         .get("observedAt")
@@ -121,6 +121,48 @@ pub fn render(
 }
 
 /// The member holding [value, time] pairs in the simplified temporal form, per type.
+/// One value of a temporalValues pair (clause 4.5.9): the types whose value member is
+/// not `value` keep that member's name around it, a vocabulary term is compacted, and a
+/// list of relationship objects is the list of their targets.
+fn simplified_value(kind: &str, value: Option<Value>, ctx: &ActiveContext) -> Value {
+    let value = value.unwrap_or(Value::Null);
+    match kind {
+        attribute::LANGUAGE_PROPERTY => json!({ "languageMap": value }),
+        attribute::JSON_PROPERTY => json!({ "json": value }),
+        attribute::VOCAB_PROPERTY => {
+            let compact = |v: &Value| match v {
+                Value::String(s) => json!(ctx.compact(s)),
+                other => other.clone(),
+            };
+            let vocab = match &value {
+                Value::Array(items) => Value::Array(items.iter().map(compact).collect()),
+                other => compact(other),
+            };
+            json!({ "vocab": vocab })
+        }
+        attribute::LIST_RELATIONSHIP => match value {
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|o| o.get("object").cloned().unwrap_or(o))
+                    .collect(),
+            ),
+            other => other,
+        },
+        _ => value,
+    }
+}
+
+/// An attribute with no instance in this answer, in the answer's representation.
+pub fn empty_attribute(kind: &str, q: &TemporalQuery) -> Value {
+    match q.format {
+        TemporalFormat::TemporalValues => {
+            json!({ "type": kind, values_member(kind): [] })
+        }
+        _ => json!([]),
+    }
+}
+
 fn values_member(kind: &str) -> &'static str {
     match kind {
         attribute::RELATIONSHIP => "objects",

@@ -106,14 +106,34 @@ fn instant(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>> 
     params
         .get(name)
         .map(|s| {
-            time::parse(s).map(time::micros).map_err(|_| {
+            // Clause 4.11: a DateTime, not a reduced form such as a date alone.
+            let date_time = s.contains('T').then(|| time::parse(s)).and_then(|t| t.ok());
+            date_time.map(time::micros).ok_or_else(|| {
                 NgsiError::bad_data(format!("{name} '{s}' is not an ISO 8601 date-time"))
             })
         })
         .transpose()
 }
 
+/// PT0S, P0D, PT0H0M...: a well-formed duration of length zero.
+fn is_zero_duration(s: &str) -> bool {
+    s.chars().any(|c| c.is_ascii_digit())
+        && s.chars().filter(|c| c.is_ascii_digit()).all(|c| c == '0')
+        && Period::parse(&s.replace('0', "1")).is_ok()
+}
+
 impl TemporalQuery {
+    /// The same window, every instance in it, as plain instances: what a filter on
+    /// the history (q, scopeQ, geoQ) is judged on.
+    pub fn for_filtering(&self) -> Self {
+        Self {
+            timerel: self.timerel,
+            timeproperty: self.timeproperty,
+            sys_attrs: self.sys_attrs,
+            ..Self::default()
+        }
+    }
+
     pub fn parse(params: &HashMap<String, String>, options: &[String]) -> Result<Self> {
         let mut q = TemporalQuery::default();
         let at = instant(params, "timeAt")?;
@@ -176,16 +196,27 @@ impl TemporalQuery {
             q.methods = methods
                 .split(',')
                 .map(|m| AggrMethod::parse(m.trim()))
-                .collect::<Result<_>>()?;
+                .collect::<Result<_>>()
+                .map_err(|e| NgsiError::bad_data(format!("aggrMethods: {}", e.detail)))?;
+            // A zero duration (the default, PT0S) is one period over the whole window.
             q.period = params
                 .get("aggrPeriodDuration")
-                .map(|p| Period::parse(p))
+                .filter(|p| !is_zero_duration(p))
+                .map(|p| {
+                    Period::parse(p).map_err(|e| {
+                        NgsiError::bad_data(format!("aggrPeriodDuration: {}", e.detail))
+                    })
+                })
                 .transpose()?;
-        } else if params.contains_key("aggrMethods") {
+        } else if params.contains_key("aggrMethods")
+            && !options.iter().any(|o| o == "aggregatedValues")
+        {
             return Err(NgsiError::bad_data(
                 "aggrMethods needs options=aggregatedValues",
             ));
         }
+        // When `format` chose another representation over options=aggregatedValues
+        // (clause 6.3.12), the aggregation parameters are ignored.
         Ok(q)
     }
 }

@@ -5,6 +5,7 @@ mod entities;
 #[cfg(test)]
 mod q_equivalence_tests;
 mod q_sql;
+mod retention;
 mod schema;
 mod subscriptions;
 pub mod temporal;
@@ -88,7 +89,7 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;"
+             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(db_err)?;
         schema::migrate(&mut conn).map_err(db_err)?;
@@ -522,15 +523,7 @@ impl TemporalStore for Sqlite {
         let (tenant, sel, q) = (tenant.clone(), sel.clone(), q.clone());
         self.0
             .read(move |conn| {
-                let entities = temporal::select_entities(
-                    conn,
-                    &tenant,
-                    sel.types.as_deref(),
-                    sel.ids.as_deref(),
-                    sel.id_pattern.as_deref(),
-                    sel.limit,
-                    sel.offset,
-                )?;
+                let entities = temporal::select_entities(conn, &tenant, &sel)?;
                 let mut out = Vec::with_capacity(entities.len());
                 for entity in entities {
                     let attrs = sel.attrs.as_deref();
@@ -612,5 +605,29 @@ impl TemporalStore for Sqlite {
         self.0
             .write_job(move |conn| temporal::delete_instance(conn, &tenant, &id, &attr, instance))
             .await?
+    }
+
+    async fn temporal_prune(
+        &self,
+        tenant: &Tenant,
+        include: Option<Vec<String>>,
+        exclude: Vec<String>,
+        before_us: i64,
+    ) -> Result<u64> {
+        let mut total = 0;
+        // One chunk per transaction: other writes get the writer between chunks.
+        loop {
+            let (tenant, include, exclude) = (tenant.clone(), include.clone(), exclude.clone());
+            let n = self
+                .0
+                .write_job(move |conn| {
+                    retention::prune_chunk(conn, &tenant, include.as_deref(), &exclude, before_us)
+                })
+                .await??;
+            total += n;
+            if n < retention::CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 }

@@ -21,6 +21,23 @@ pub struct Translation {
 pub fn translate(expr: &Expr, per_candidate: bool) -> Translation {
     match expr {
         Expr::Term(t) => term(t, per_candidate),
+        Expr::Not(inner) => {
+            let t = translate(inner, per_candidate);
+            if t.exact {
+                Translation {
+                    sql: format!("NOT {}", t.sql),
+                    args: t.args,
+                    exact: true,
+                }
+            } else {
+                // The complement of a superset is not a superset: let memory decide.
+                Translation {
+                    sql: "1".into(),
+                    args: Vec::new(),
+                    exact: false,
+                }
+            }
+        }
         Expr::And(items) | Expr::Or(items) => {
             let joiner = if matches!(expr, Expr::And(_)) {
                 " AND "

@@ -244,12 +244,13 @@ fn row_entity(r: &rusqlite::Row) -> rusqlite::Result<TemporalEntity> {
 pub fn select_entities(
     conn: &Connection,
     tenant: &Tenant,
-    types: Option<&[String]>,
-    ids: Option<&[String]>,
-    id_pattern: Option<&str>,
-    limit: usize,
-    offset: usize,
+    sel: &crate::store::TemporalSelection,
 ) -> Result<Vec<TemporalEntity>> {
+    let (types, ids, id_pattern) = (
+        sel.types.as_deref(),
+        sel.ids.as_deref(),
+        sel.id_pattern.as_deref(),
+    );
     let mut sql = String::from(
         "SELECT t.id, t.types, t.scope, t.created_at, t.modified_at, t.deleted_at FROM temporal_entities t WHERE t.tenant = ?",
     );
@@ -273,9 +274,14 @@ pub fn select_entities(
         sql.push_str(" AND regexp(?, t.id)");
         args.push(Box::new(p.to_string()));
     }
-    sql.push_str(" ORDER BY t.rowid LIMIT ? OFFSET ?");
-    args.push(Box::new(limit as i64));
-    args.push(Box::new(offset as i64));
+    sql.push_str(match sel.id_descending {
+        None => " ORDER BY t.rowid",
+        Some(false) => " ORDER BY t.id",
+        Some(true) => " ORDER BY t.id DESC",
+    });
+    sql.push_str(" LIMIT ? OFFSET ?");
+    args.push(Box::new(sel.limit.min(i64::MAX as usize) as i64));
+    args.push(Box::new(sel.offset.min(i64::MAX as usize) as i64));
     let mut stmt = conn.prepare(&sql).map_err(db_err)?;
     let rows = stmt
         .query_map(
