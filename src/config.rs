@@ -165,6 +165,18 @@ pub struct Config {
         default_missing_value = "true"
     )]
     pub notify_deny_private: bool,
+    /// Smart Data Model validation of types no `ValidationPolicy` entity of the tenant
+    /// names: off, warn (accepted, logged and counted) or enforce (400).
+    #[arg(
+        long,
+        env = "CALANQUE_VALIDATION_DEFAULT",
+        value_enum,
+        default_value = "off"
+    )]
+    pub validation_default: crate::validation::Mode,
+    /// Period of the alert evaluator (alert rules of every tenant), in ms.
+    #[arg(long, env = "CALANQUE_ALERT_INTERVAL_MS", default_value_t = 10_000)]
+    pub alert_interval_ms: u64,
     /// History retention rules, e.g. `*=P5Y,metropole@NoiseLevelObserved=P1Y` (see
     /// `ngsi::retention`); empty keeps every instance forever.
     #[arg(long, env = "CALANQUE_RETENTION", default_value = "")]
@@ -234,6 +246,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.temporal_max_instances == 0 {
             return Err("temporal-max-instances must be at least 1".into());
+        }
+        if self.alert_interval_ms < 10 {
+            return Err("alert-interval-ms must be at least 10".into());
         }
         if self.max_body_bytes < 1024 {
             return Err("max-body-bytes must be at least 1024".into());

@@ -12,7 +12,8 @@ use crate::jsonld::{ContextDocuments, ContextResolver};
 use crate::notify::SubscriptionIndex;
 use crate::store::postgres::{PgStore, Postgres};
 use crate::store::sqlite::{Sqlite, SqliteStore};
-use crate::store::{ContextRepo, ContextRepository, SharedStore};
+use crate::store::{ContextRepo, ContextRepository, Guards, SharedStore};
+use crate::validation::ModelValidator;
 use tokio_util::sync::CancellationToken;
 
 /// The SQLite file, or the PostgreSQL database named by `--database-url`; either way
@@ -46,11 +47,23 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             .await
             .map_err(|e| e.detail)?;
         crate::peers::follow(store.clone(), index.clone(), state.contexts.clone());
+        let validator = ModelValidator::new(&state.contexts, config.validation_default)
+            .await
+            .map_err(|e| e.detail)?;
+        validator.load(&store).await.map_err(|e| e.detail)?;
+        let rules = crate::workers::alerts::rule::RuleCheck::new(state.contexts.core());
+        store.set_write_guard(Arc::new(Guards(vec![Arc::new(validator), Arc::new(rules)])));
         let cancel = CancellationToken::new();
         let worker = crate::notify::worker::spawn(
             store.clone(),
             index.clone(),
             config.notify(&state.instance_id),
+            cancel.clone(),
+        );
+        let alerts = crate::workers::alerts::spawn(
+            store.clone(),
+            state.contexts.clone(),
+            Duration::from_millis(config.alert_interval_ms),
             cancel.clone(),
         );
         let retention = crate::workers::retention::spawn(
@@ -67,6 +80,7 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
             App::new()
                 .wrap_fn(crate::api::trim_trailing_slash)
                 .wrap_fn(crate::api::tenant_and_length)
+                .wrap_fn(crate::api::metrics::count_responses)
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(config_limit(&state)))
                 .configure(api::routes)
@@ -90,6 +104,9 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
         }
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "the notification worker failed");
+        }
+        if let Err(e) = alerts.await {
+            tracing::error!(error = %e, "the alert evaluator failed");
         }
         served
     })

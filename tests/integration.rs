@@ -20,6 +20,8 @@ mod common;
 #[path = "integration/pg_cluster.rs"]
 mod pg_cluster;
 
+#[path = "integration/alerts.rs"]
+mod alerts;
 #[path = "integration/attribute_types.rs"]
 mod attribute_types;
 #[path = "integration/attributes.rs"]
@@ -30,6 +32,8 @@ mod batch;
 mod contexts;
 #[path = "integration/datasets.rs"]
 mod datasets;
+#[path = "integration/devices.rs"]
+mod devices;
 #[path = "integration/discovery.rs"]
 mod discovery;
 #[path = "integration/dump_workload.rs"]
@@ -70,3 +74,5 @@ mod temporal;
 mod temporal_paging;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
+#[path = "integration/validation.rs"]
+mod validation;

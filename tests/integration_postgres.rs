@@ -21,6 +21,8 @@ mod common;
 #[path = "integration/pg_cluster.rs"]
 mod pg_cluster;
 
+#[path = "integration/alerts.rs"]
+mod alerts;
 #[path = "integration/attribute_types.rs"]
 mod attribute_types;
 #[path = "integration/attributes.rs"]
@@ -29,6 +31,8 @@ mod attributes;
 mod batch;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/devices.rs"]
+mod devices;
 #[path = "integration/discovery.rs"]
 mod discovery;
 #[path = "integration/entities.rs"]
@@ -39,6 +43,8 @@ mod errors;
 mod geo_queries;
 #[path = "integration/jsonld_contexts_api.rs"]
 mod jsonld_contexts_api;
+#[path = "integration/linked_entities.rs"]
+mod linked_entities;
 #[path = "integration/multi_instance.rs"]
 mod multi_instance;
 #[path = "integration/operational.rs"]
@@ -51,6 +57,8 @@ mod query;
 mod query_language;
 #[path = "integration/representations.rs"]
 mod representations;
+#[path = "integration/retention.rs"]
+mod retention;
 #[path = "integration/subscriptions.rs"]
 mod subscriptions;
 #[path = "integration/temporal.rs"]
@@ -59,10 +67,8 @@ mod temporal;
 mod temporal_paging;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
-#[path = "integration/linked_entities.rs"]
-mod linked_entities;
-#[path = "integration/retention.rs"]
-mod retention;
+#[path = "integration/validation.rs"]
+mod validation;
 // Dump, restore, rename, datasets and flat exports (reversibility, rename, dump_workload,
 // datasets, flat_exports: their tests set up through a dump) join this list when
 // the PostgreSQL backend implements DumpStore; until then it answers 501.

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod join;
 pub mod jsonld_contexts;
+pub mod metrics;
 pub mod problem;
 pub mod response;
 pub mod source_identity;
@@ -45,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
         .configure(admin::routes)
         .configure(datasets::routes)
+        .configure(metrics::routes)
         .service(
             web::scope(BASE)
                 .configure(entities::routes)

@@ -177,6 +177,27 @@ fn instances_of(
     Ok(out)
 }
 
+/// The entity a temporal body describes at its latest instants (each attribute's last
+/// instance per datasetId): what Smart Data Model validation checks.
+fn latest_state(entity: &TemporalEntity, add: &[NewInstance]) -> crate::ngsi::Entity {
+    let mut attrs: indexmap::IndexMap<String, Vec<crate::ngsi::attribute::Attribute>> =
+        indexmap::IndexMap::new();
+    for i in add.iter().filter(|i| !i.deleted) {
+        let instances = attrs.entry(i.attr.clone()).or_default();
+        instances.retain(|a| crate::ngsi::entity::dataset_id(a) != i.dataset_id.as_deref());
+        instances.push(i.body.clone());
+    }
+    crate::ngsi::Entity {
+        id: entity.id.clone(),
+        types: entity.types.clone(),
+        scope: entity.scope.clone(),
+        created_at: entity.created_at.clone(),
+        modified_at: entity.modified_at.clone(),
+        expires_at: None,
+        attrs,
+    }
+}
+
 fn object(value: Value) -> Result<Map<String, Value>> {
     match value {
         Value::Object(o) => Ok(o),
@@ -221,6 +242,9 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
         modified_at: now,
         deleted_at: None,
     };
+    state
+        .store
+        .check_entity(&tenant, &latest_state(&entity, &add))?;
     let created = state.store.temporal_add(&tenant, entity, add).await?;
     if created {
         Ok(HttpResponse::Created()

@@ -86,6 +86,11 @@ pub fn documents() -> Vec<(String, &'static str)> {
             "dataModel.DCAT-AP",
             file!("smart-data-models/Dataset/context.jsonld"),
         ),
+        // The Alert terms the alert evaluator writes (see contexts/README.md).
+        (
+            "dataModel.Alert",
+            file!("contexts/dataModel.Alert-subset.jsonld"),
+        ),
     ];
     let mut docs: Vec<(String, &'static str)> = core
         .iter()

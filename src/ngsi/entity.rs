@@ -213,6 +213,23 @@ impl Entity {
     pub fn has_type(&self, iri: &str) -> bool {
         self.types.iter().any(|t| t == iri)
     }
+
+    /// The default instance of an attribute (no datasetId), or its first one.
+    pub fn instance(&self, iri: &str) -> Option<&Attribute> {
+        let instances = self.attrs.get(iri)?;
+        instances
+            .iter()
+            .find(|a| dataset_id(a).is_none())
+            .or_else(|| instances.first())
+    }
+
+    /// The value of an attribute's default instance: `value`, `object` or the member its
+    /// kind uses.
+    pub fn value_of(&self, iri: &str) -> Option<&Value> {
+        let a = self.instance(iri)?;
+        let kind = a.get("type").and_then(Value::as_str).unwrap_or("Property");
+        a.get(attribute::value_member(kind))
+    }
 }
 
 /// Reads the `datasetId` of an instance.

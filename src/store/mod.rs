@@ -95,6 +95,13 @@ pub trait EntityStore: Send + Sync {
 
     /// Installs the observer shown every later successful write, inside its transaction.
     fn set_write_observer(&self, observer: Arc<dyn WriteObserver>);
+
+    /// Installs the guard every later write is checked by, inside its transaction.
+    fn set_write_guard(&self, guard: Arc<dyn WriteGuard>);
+
+    /// Runs the write guard's check on an entity written outside `write` (a temporal
+    /// entity created with its history).
+    fn check_entity(&self, tenant: &Tenant, entity: &Entity) -> Result<()>;
 }
 
 #[async_trait]
@@ -206,6 +213,29 @@ pub struct Observed {
 /// returns is stored in the same transaction.
 pub trait WriteObserver: Send + Sync {
     fn observe(&self, tenant: &Tenant, result: &WriteResult, now: &str) -> Observed;
+}
+
+/// Checks, inside the transaction, every entity a write is about to store: the one place
+/// every write path (single, batch, alert worker) goes through. Runs on the writer
+/// thread, so it must be cheap and must not wait on the store.
+pub trait WriteGuard: Send + Sync {
+    /// The entity as it will be stored; an error refuses this write (only this one).
+    fn check(&self, tenant: &Tenant, entity: &Entity) -> Result<()>;
+    /// Told of each entity stored or deleted (keeps caches of configuration entities,
+    /// such as validation policies, in step with the store).
+    fn stored(&self, tenant: &Tenant, before: Option<&Entity>, after: Option<&Entity>);
+}
+
+/// Several guards, checked in order.
+pub struct Guards(pub Vec<Arc<dyn WriteGuard>>);
+
+impl WriteGuard for Guards {
+    fn check(&self, tenant: &Tenant, entity: &Entity) -> Result<()> {
+        self.0.iter().try_for_each(|g| g.check(tenant, entity))
+    }
+    fn stored(&self, tenant: &Tenant, before: Option<&Entity>, after: Option<&Entity>) {
+        self.0.iter().for_each(|g| g.stored(tenant, before, after));
+    }
 }
 
 /// A queued notification handed to a delivery worker, leased until it reports back.

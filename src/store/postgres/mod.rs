@@ -81,6 +81,7 @@ pub struct PgStore {
     /// outbox leases it takes, the origin of the changes it announces.
     owner: String,
     observer: parking_lot::RwLock<Option<Arc<dyn WriteObserver>>>,
+    guard: parking_lot::RwLock<Option<Arc<dyn crate::store::WriteGuard>>>,
     /// What other brokers changed (heard with LISTEN).
     changes: tokio::sync::broadcast::Sender<StoreChange>,
 }
@@ -123,6 +124,7 @@ impl PgStore {
             handle,
             owner,
             observer: parking_lot::RwLock::new(None),
+            guard: parking_lot::RwLock::new(None),
             changes,
         };
         // Start-up may be called from async code: block a plain thread, not this one.
@@ -246,10 +248,17 @@ async fn apply(
     op: WriteOp,
     now: &str,
     observer: Option<&dyn WriteObserver>,
+    guard: Option<&dyn crate::store::WriteGuard>,
 ) -> Result<WriteResult> {
     c.batch_execute("SAVEPOINT op").await.map_err(db_err)?;
     let result = async {
-        let result = apply_op(c, tenant, op, now).await?;
+        let result = apply_op(c, tenant, op, now, guard).await?;
+        if result.outcome != Outcome::Unchanged {
+            crate::metrics::entity_written();
+            if let Some(guard) = guard {
+                guard.stored(tenant, result.before.as_ref(), result.after.as_ref());
+            }
+        }
         if let Some(observer) = observer {
             if result.outcome != Outcome::Unchanged {
                 let observed = observer.observe(tenant, &result, now);
@@ -273,11 +282,15 @@ async fn apply_op(
     tenant: &Tenant,
     op: WriteOp,
     now: &str,
+    guard: Option<&dyn crate::store::WriteGuard>,
 ) -> Result<WriteResult> {
     let current = entities::load(c, tenant, &op.entity_id, now).await?;
     let before = current.clone();
     match (op.mutation)(current)? {
         Effect::Put(entity, report) => {
+            if let Some(guard) = guard {
+                guard.check(tenant, &entity)?;
+            }
             entities::save(c, tenant, &entity, before.as_ref(), now).await?;
             temporal::record_change(c, tenant, before.as_ref(), Some(&entity)).await?;
             let outcome = if before.is_some() {
@@ -316,6 +329,7 @@ impl EntityStore for Postgres {
     async fn write(&self, tenant: &Tenant, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteResult>>> {
         let tenant = tenant.clone();
         let observer = self.0.observer.read().clone();
+        let guard = self.0.guard.read().clone();
         self.transaction(move |tx, _| {
             Box::pin(async move {
                 let ids: Vec<String> = ops.iter().map(|o| o.entity_id.clone()).collect();
@@ -323,7 +337,9 @@ impl EntityStore for Postgres {
                 let now = time::now();
                 let mut results = Vec::with_capacity(ops.len());
                 for op in ops {
-                    results.push(apply(tx, &tenant, op, &now, observer.as_deref()).await);
+                    results.push(
+                        apply(tx, &tenant, op, &now, observer.as_deref(), guard.as_deref()).await,
+                    );
                 }
                 Ok(results)
             })
@@ -371,6 +387,7 @@ impl EntityStore for Postgres {
     async fn purge(&self, tenant: &Tenant, query: &EntityQuery) -> Result<u64> {
         let (tenant, query) = (tenant.clone(), query.clone());
         let observer = self.0.observer.read().clone();
+        let guard = self.0.guard.read().clone();
         self.transaction(move |tx, _| {
             Box::pin(async move {
                 let now = time::now();
@@ -384,6 +401,9 @@ impl EntityStore for Postgres {
                     };
                     entities::delete(tx, &tenant, id).await?;
                     n += 1;
+                    if let Some(guard) = &guard {
+                        guard.stored(&tenant, Some(&before), None);
+                    }
                     if let Some(observer) = &observer {
                         let result = WriteResult {
                             outcome: Outcome::Deleted,
@@ -444,6 +464,17 @@ impl EntityStore for Postgres {
 
     fn set_write_observer(&self, observer: Arc<dyn WriteObserver>) {
         self.0.set_observer(observer);
+    }
+
+    fn set_write_guard(&self, guard: Arc<dyn crate::store::WriteGuard>) {
+        *self.0.guard.write() = Some(guard);
+    }
+
+    fn check_entity(&self, tenant: &Tenant, entity: &crate::ngsi::Entity) -> Result<()> {
+        match self.0.guard.read().as_deref() {
+            Some(guard) => guard.check(tenant, entity),
+            None => Ok(()),
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    ContextRepository, Effect, EntityStore, Outcome, TemporalSelection, TemporalStore,
+    ContextRepository, Effect, EntityStore, Outcome, TemporalSelection, TemporalStore, WriteGuard,
     WriteObserver, WriteOp, WriteResult,
 };
 use crate::error::{NgsiError, Result};
@@ -51,6 +51,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// Sees every successful entity write inside its transaction (subscriptions).
     observer: parking_lot::RwLock<Option<Arc<dyn WriteObserver>>>,
+    /// Checks every entity before it is stored (Smart Data Model validation).
+    guard: parking_lot::RwLock<Option<Arc<dyn WriteGuard>>>,
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> NgsiError {
@@ -100,12 +102,18 @@ impl SqliteStore {
             writer,
             readers: Mutex::new(Vec::new()),
             observer: parking_lot::RwLock::new(None),
+            guard: parking_lot::RwLock::new(None),
         })
     }
 
     /// Installs the observer every later write is shown to.
     pub fn set_observer(&self, observer: Arc<dyn WriteObserver>) {
         *self.observer.write() = Some(observer);
+    }
+
+    /// Installs the guard every later write is checked by.
+    pub fn set_guard(&self, guard: Arc<dyn WriteGuard>) {
+        *self.guard.write() = Some(guard);
     }
 
     fn open_reader(&self) -> Result<Connection> {
@@ -167,15 +175,41 @@ impl SqliteStore {
 /// The store is shared behind an `Arc`; the trait is implemented on that.
 pub struct Sqlite(pub Arc<SqliteStore>);
 
+/// What every write on the writer thread is shown to.
+#[derive(Clone, Default)]
+struct Hooks {
+    observer: Option<Arc<dyn WriteObserver>>,
+    guard: Option<Arc<dyn WriteGuard>>,
+}
+
+impl SqliteStore {
+    fn hooks(&self) -> Hooks {
+        Hooks {
+            observer: self.observer.read().clone(),
+            guard: self.guard.read().clone(),
+        }
+    }
+}
+
 fn apply(
     conn: &Connection,
     tenant: &Tenant,
     op: WriteOp,
     now: &str,
-    observer: Option<&dyn WriteObserver>,
+    hooks: &Hooks,
 ) -> Result<WriteResult> {
+    let observer = hooks.observer.as_deref();
+    let guard = hooks.guard.as_deref();
     writer::in_savepoint(conn, |conn| {
-        let result = apply_op(conn, tenant, op, now)?;
+        let result = apply_op(conn, tenant, op, now, guard)?;
+        if result.outcome != Outcome::Unchanged {
+            crate::metrics::entity_written();
+        }
+        if let Some(guard) = guard {
+            if result.outcome != Outcome::Unchanged {
+                guard.stored(tenant, result.before.as_ref(), result.after.as_ref());
+            }
+        }
         if let Some(observer) = observer {
             if result.outcome != Outcome::Unchanged {
                 let observed = observer.observe(tenant, &result, now);
@@ -186,12 +220,21 @@ fn apply(
     })
 }
 
-fn apply_op(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Result<WriteResult> {
+fn apply_op(
+    conn: &Connection,
+    tenant: &Tenant,
+    op: WriteOp,
+    now: &str,
+    guard: Option<&dyn WriteGuard>,
+) -> Result<WriteResult> {
     {
         let current = entities::load(conn, tenant, &op.entity_id, now)?;
         let before = current.clone();
         match (op.mutation)(current)? {
             Effect::Put(entity, report) => {
+                if let Some(guard) = guard {
+                    guard.check(tenant, &entity)?;
+                }
                 entities::ensure_tenant(conn, tenant, now)?;
                 entities::save(conn, tenant, &entity, before.as_ref())?;
                 temporal::record_change(conn, tenant, before.as_ref(), Some(&entity))?;
@@ -231,12 +274,12 @@ fn apply_op(conn: &Connection, tenant: &Tenant, op: WriteOp, now: &str) -> Resul
 impl EntityStore for Sqlite {
     async fn write(&self, tenant: &Tenant, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteResult>>> {
         let tenant = tenant.clone();
-        let observer = self.0.observer.read().clone();
+        let hooks = self.0.hooks();
         self.0
             .write_job(move |conn| {
                 let now = time::now();
                 ops.into_iter()
-                    .map(|op| apply(conn, &tenant, op, &now, observer.as_deref()))
+                    .map(|op| apply(conn, &tenant, op, &now, &hooks))
                     .collect()
             })
             .await
@@ -278,17 +321,20 @@ impl EntityStore for Sqlite {
 
     async fn purge(&self, tenant: &Tenant, query: &EntityQuery) -> Result<u64> {
         let (tenant, query) = (tenant.clone(), query.clone());
-        let observer = self.0.observer.read().clone();
+        let Hooks { observer, guard } = self.0.hooks();
         self.0
             .write_job(move |conn| {
                 let now = time::now();
                 let ids = entities::select_ids(conn, &tenant, &query, &now)?;
                 for id in &ids {
-                    let before = match observer {
-                        Some(_) => entities::load(conn, &tenant, id, &now)?,
-                        None => None,
+                    let before = match (&observer, &guard) {
+                        (None, None) => None,
+                        _ => entities::load(conn, &tenant, id, &now)?,
                     };
                     entities::delete(conn, &tenant, id)?;
+                    if let (Some(guard), Some(before)) = (&guard, &before) {
+                        guard.stored(&tenant, Some(before), None);
+                    }
                     if let (Some(observer), Some(before)) = (&observer, before) {
                         let result = WriteResult {
                             outcome: Outcome::Deleted,
@@ -334,6 +380,17 @@ impl EntityStore for Sqlite {
 
     fn set_write_observer(&self, observer: Arc<dyn WriteObserver>) {
         self.0.set_observer(observer);
+    }
+
+    fn set_write_guard(&self, guard: Arc<dyn WriteGuard>) {
+        self.0.set_guard(guard);
+    }
+
+    fn check_entity(&self, tenant: &Tenant, entity: &Entity) -> Result<()> {
+        match self.0.guard.read().as_deref() {
+            Some(guard) => guard.check(tenant, entity),
+            None => Ok(()),
+        }
     }
 
     async fn tenants(&self) -> Result<Vec<String>> {
