@@ -13,6 +13,10 @@ use crate::process_stats;
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a graceful stop (SIGTERM) may take before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Instances per attribute in one temporal answer: above a year of 15-minute
+/// readings (35,040), so the temporal scenario times one sensor's whole year in
+/// one answer rather than a walk through 206 pages.
+pub const TEMPORAL_MAX_INSTANCES: usize = 40_000;
 
 pub struct BrokerProcess {
     binary: PathBuf,
@@ -60,6 +64,8 @@ impl BrokerProcess {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(data_dir)
+            .arg("--temporal-max-instances")
+            .arg(TEMPORAL_MAX_INSTANCES.to_string())
             .env("CALANQUE_PORT", port.to_string())
             .env("CALANQUE_DATA_DIR", data_dir)
             // Only the bench may reach it.

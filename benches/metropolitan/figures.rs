@@ -31,6 +31,10 @@ pub enum Target {
     AtMost { at_most: f64 },
     /// Median latency at most this many milliseconds (query targets of the issues).
     P50AtMostMs { ms: f64 },
+    /// 99th-percentile latency at most this many milliseconds (notification delivery).
+    P99AtMostMs { ms: f64 },
+    /// No target: the ratio to `limit` is shown for reading (temporal ingestion).
+    ComparedTo { limit: &'static str },
 }
 
 impl Figure {
@@ -126,6 +130,15 @@ impl Figure {
 
     pub fn with_p50_target_ms(self, ms: f64) -> Self {
         self.with_target(Target::P50AtMostMs { ms })
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        let note = note.into();
+        self.note = Some(match self.note.take() {
+            Some(earlier) => format!("{earlier}; {note}"),
+            None => note,
+        });
+        self
     }
 }
 

@@ -53,6 +53,31 @@ pub struct Options {
     #[arg(long, default_value_t = 60)]
     pub time_cap: u64,
 
+    /// Sensors whose history the temporal scenario stores (one main reading
+    /// every 15 minutes each).
+    /// The default (50 sensors, a year) keeps the run short while the
+    /// one-sensor queries still cover the issue's year.
+    #[arg(long, default_value_t = 50)]
+    pub temporal_sensors: u64,
+
+    /// Days of history the temporal scenario loads per sensor.
+    #[arg(long, default_value_t = 365)]
+    pub temporal_days: u64,
+
+    /// The temporal scenario at issue 4's full size: 500 sensors × 365 days
+    /// (17.5 million instances; long). Overrides --temporal-sensors/--temporal-days.
+    #[arg(long)]
+    pub temporal_year: bool,
+
+    /// Active subscriptions in the notification scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub subscriptions: usize,
+
+    /// Attribute updates per ingestion run of the notification scenario
+    /// (also bounded by --requests and --time-cap).
+    #[arg(long, default_value_t = 10_000)]
+    pub notify_updates: usize,
+
     /// Send the Smart Data Models @context in a `Link` header (the broker
     /// bundles it) instead of letting bodies be read against the core context.
     #[arg(long)]
@@ -84,6 +109,15 @@ impl Options {
     /// million scenario is what the user is after.
     pub fn wants_million(&self) -> bool {
         self.million || self.scale >= 1000
+    }
+
+    /// (sensors, days) of the temporal scenario's history.
+    pub fn temporal_span(&self) -> (u64, u64) {
+        if self.temporal_year {
+            (500, 365)
+        } else {
+            (self.temporal_sensors.max(1), self.temporal_days.max(1))
+        }
     }
 
     pub fn context_link(&self) -> Option<&'static str> {

@@ -56,7 +56,7 @@ impl Report {
             .iter()
             .map(|figure| {
                 let limit = match figure.target {
-                    Some(Target::RatioOfLimit { limit, .. }) => {
+                    Some(Target::RatioOfLimit { limit, .. } | Target::ComparedTo { limit }) => {
                         figures.iter().find(|candidate| candidate.key == limit)
                     }
                     _ => None,
@@ -72,6 +72,7 @@ impl Report {
                     }
                     (Some(Target::AtMost { at_most }), Some(value)) => Some(value <= at_most),
                     (Some(Target::P50AtMostMs { ms }), _) => figure.latency.map(|l| l.p50_ms <= ms),
+                    (Some(Target::P99AtMostMs { ms }), _) => figure.latency.map(|l| l.p99_ms <= ms),
                     _ => None,
                 };
                 Row {
@@ -157,7 +158,8 @@ impl Report {
                 }
                 Some(Target::AtMost { at_most }) => format!("≤ {at_most} {}", figure.unit),
                 Some(Target::P50AtMostMs { ms }) => format!("p50 ≤ {ms} ms"),
-                None => String::new(),
+                Some(Target::P99AtMostMs { ms }) => format!("p99 ≤ {ms} ms"),
+                Some(Target::ComparedTo { .. }) | None => String::new(),
             };
             let met = match row.meets_target {
                 Some(true) => "yes",

@@ -56,14 +56,19 @@ struct TenantIndex {
     by_type: HashMap<String, Vec<Arc<Entry>>>,
     any_type: Vec<Arc<Entry>>,
     by_id: HashMap<String, Arc<Entry>>,
+    /// The timeInterval subscriptions, so the worker's every round looks at them
+    /// only, not at every subscription.
+    periodic: Vec<Arc<Entry>>,
 }
 
 impl TenantIndex {
     fn rebuild(&mut self) {
         self.by_type.clear();
         self.any_type.clear();
+        self.periodic.clear();
         for e in self.by_id.values() {
             if e.sub().time_interval.is_some() {
+                self.periodic.push(e.clone());
                 continue; // periodic only
             }
             match e.compiled.index_types() {
@@ -219,10 +224,10 @@ impl SubscriptionIndex {
     /// Periodic subscriptions whose interval has elapsed (their next time is advanced).
     pub fn periodic_due(&self) -> Vec<Arc<Entry>> {
         let now = now_ms();
-        let nowstr = crate::ngsi::time::now();
+        let mut nowstr: Option<String> = None;
         let mut due = Vec::new();
         for ti in self.tenants.read().values() {
-            for e in ti.by_id.values() {
+            for e in &ti.periodic {
                 let Some(interval) = e.sub().time_interval else {
                     continue;
                 };
@@ -231,7 +236,8 @@ impl SubscriptionIndex {
                     e.state
                         .next_periodic_ms
                         .store(now + (interval * 1000.0) as i64, Ordering::Relaxed);
-                    if e.sub().is_active && !e.sub().is_expired(&nowstr) {
+                    let nowstr = nowstr.get_or_insert_with(crate::ngsi::time::now);
+                    if e.sub().is_active && !e.sub().is_expired(nowstr) {
                         due.push(e.clone());
                     }
                 }

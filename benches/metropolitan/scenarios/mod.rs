@@ -6,9 +6,13 @@ mod create;
 mod footprint;
 mod get_by_id;
 mod million;
+mod notification_receiver;
+mod notifications;
 mod patch_attrs;
 mod queries;
 mod startup;
+mod temporal;
+mod temporal_history;
 mod territory_loader;
 
 use futures_util::future::LocalBoxFuture;
@@ -45,6 +49,8 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(queries::Queries),
         Box::new(footprint::Footprint),
         Box::new(startup::Startup),
+        Box::new(temporal::Temporal),
+        Box::new(notifications::Notifications),
         Box::new(million::Million),
     ]
 }

@@ -25,6 +25,8 @@ pub use territory::Place;
 /// the urban-heat sensors matter most.
 const FIRST_OBSERVATION_UNIX: i64 = 1_750_464_000;
 const STEP_MINUTES: i64 = 15;
+/// 15-minute steps in a day.
+pub const STEPS_PER_DAY: u64 = 96;
 
 /// Streams of the random generator, so that placing a sensor and reading it
 /// never draw from the same numbers.
@@ -155,6 +157,12 @@ impl Workload {
         } else {
             sensor.entity_id
         }
+    }
+
+    /// The sensor's main reading at `step` as a temporal instance, with its
+    /// attribute name (one instance per sensor per step, as issue 4 counts them).
+    pub fn primary_instance(&self, sensor: &Sensor, step: u64) -> (&'static str, Value) {
+        normalized::primary_instance(sensor, step, &observed_at(step))
     }
 
     /// The PATCH body of one sensor's readings at `step`.

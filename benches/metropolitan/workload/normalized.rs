@@ -110,3 +110,16 @@ pub fn observation_update(sensor: &Sensor, step: u64, observed_at: &str) -> Valu
     }
     Value::Object(attributes)
 }
+
+/// The sensor's main reading at `step` (the first of its kind's measurements,
+/// e.g. `temperature` for urban-heat sensors) as one temporal instance.
+pub fn primary_instance(sensor: &Sensor, step: u64, observed_at: &str) -> (&'static str, Value) {
+    let measurement = measurements(sensor.spec.kind, &mut sensor.readings_rng(step), step)
+        .into_iter()
+        .next()
+        .expect("every sensor kind has at least one measurement");
+    (
+        measurement.name,
+        observed_property(measurement, observed_at),
+    )
+}
