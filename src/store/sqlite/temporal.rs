@@ -512,8 +512,14 @@ pub fn aggregates(
             Some(p) => format!("({col} - {origin}) / {}", p.micros.max(1)),
             None => "0".into(),
         };
+        // A distinct count sorts every bucket: computed only when asked for.
+        let distinct_sql = if q.methods.contains(&AggrMethod::DistinctCount) {
+            "COUNT(DISTINCT COALESCE(num, doc))"
+        } else {
+            "0"
+        };
         let sql = format!(
-            "SELECT {bucket_sql} AS bucket, COUNT(*), COUNT(DISTINCT COALESCE(num, doc)), SUM(num), AVG(num), MIN(num),
+            "SELECT {bucket_sql} AS bucket, COUNT(*), {distinct_sql}, SUM(num), AVG(num), MIN(num),
                     MAX(num), SUM(num * num), COUNT(num), MAX({col})
              FROM attr_instances WHERE series = ? AND deleted_us IS NULL{filter} GROUP BY bucket ORDER BY bucket"
         );
@@ -541,6 +547,11 @@ pub fn aggregates(
             q.methods.iter().map(|m| (*m, Vec::new())).collect();
         for (bucket, total, distinct, sum, avg, min, max, sumsq, nums, last) in rows {
             let (start, end) = match period {
+                // Fixed periods: straight arithmetic (a year of days is 365 buckets).
+                Some(p) if p.months == 0 => {
+                    let start = origin + bucket * p.micros.max(1);
+                    (start, p.add_to(start))
+                }
                 Some(p) => {
                     let mut start = origin;
                     for _ in 0..bucket {
