@@ -1,6 +1,7 @@
 //! The temporal evolution of entities (clause 4.5.9 ff.): what a temporal request asks
 //! for, and how attribute history is represented.
 
+pub mod aggregate;
 pub mod duration;
 pub mod render;
 pub mod request;

@@ -9,8 +9,7 @@ use super::sql::Sql;
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
 use crate::ngsi::temporal::{
-    AggrMethod, AttributeAggregates, Bucket, Instance, TemporalEntity, TemporalQuery, TimeProperty,
-    TimeRel,
+    AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
 };
 use crate::ngsi::{time, Entity, Tenant};
 use crate::store::NewInstance;
@@ -525,15 +524,6 @@ pub async fn instances(
     Ok(out)
 }
 
-/// Integers read back as integers (a float8 column would make 120 into 120.0).
-fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9e15 {
-        json!(n as i64)
-    } else {
-        json!(n)
-    }
-}
-
 /// The bucket number of each instance, as SQL. Fixed periods are whole periods since
 /// the origin (what `date_bin` computes, in integer microseconds so no rounding creeps
 /// in); calendar months are the month difference, less one when the day and time of
@@ -556,18 +546,7 @@ fn bucket_sql(q: &TemporalQuery, col: &str, origin: i64) -> String {
     }
 }
 
-type AggregateRow = (
-    i64,
-    i64,
-    i64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    i64,
-    Option<i64>,
-);
+use crate::ngsi::temporal::aggregate::AggregateRow;
 
 /// Aggregates per series and time bucket, computed by PostgreSQL.
 pub async fn aggregates(
@@ -601,8 +580,14 @@ pub async fn aggregates(
         let series = sql.bind(s.id);
         let filter = time_filter(q, &mut sql);
         let bucket = bucket_sql(q, col, origin);
+        // A distinct count sorts every bucket: computed only when asked for.
+        let distinct = if q.methods.contains(&AggrMethod::DistinctCount) {
+            "COUNT(DISTINCT COALESCE(num::text, doc))"
+        } else {
+            "0"
+        };
         sql.push(&format!(
-            "SELECT {bucket} AS bucket, COUNT(*), COUNT(DISTINCT COALESCE(num::text, doc)), SUM(num), AVG(num),
+            "SELECT {bucket} AS bucket, COUNT(*), {distinct}, SUM(num), AVG(num),
                     MIN(num), MAX(num), SUM(num * num), COUNT(num), MAX({col})
              FROM attr_instances WHERE series = {series}::int8 AND deleted_us IS NULL{filter}
              GROUP BY bucket ORDER BY bucket"
@@ -625,43 +610,7 @@ pub async fn aggregates(
                 )
             })
             .collect();
-        let mut series: Vec<(AggrMethod, Vec<Bucket>)> =
-            q.methods.iter().map(|m| (*m, Vec::new())).collect();
-        for (bucket, total, distinct, sum, avg, min, max, sumsq, nums, last) in rows {
-            let (start, end) = match q.period {
-                Some(p) => {
-                    let mut start = origin;
-                    for _ in 0..bucket {
-                        start = p.add_to(start);
-                    }
-                    (start, p.add_to(start))
-                }
-                None => (origin, last.unwrap_or(origin)),
-            };
-            // Population standard deviation, as in the SQLite backend.
-            let stddev = match (sum, sumsq) {
-                (Some(s), Some(sq)) if nums > 0 => {
-                    let n = nums as f64;
-                    Some(((sq / n) - (s / n).powi(2)).max(0.0).sqrt())
-                }
-                _ => None,
-            };
-            for (method, values) in series.iter_mut() {
-                let v = match method {
-                    AggrMethod::TotalCount => Some(json!(total)),
-                    AggrMethod::DistinctCount => Some(json!(distinct)),
-                    AggrMethod::Sum => sum.map(number),
-                    AggrMethod::Avg => avg.map(|a| json!(a)),
-                    AggrMethod::Min => min.map(number),
-                    AggrMethod::Max => max.map(number),
-                    AggrMethod::Stddev => stddev.map(|s| json!(s)),
-                    AggrMethod::Sumsq => sumsq.map(number),
-                };
-                if let Some(v) = v {
-                    values.push((v, start, end));
-                }
-            }
-        }
+        let series = crate::ngsi::temporal::aggregate::series(rows, q, origin);
         out.push(AttributeAggregates {
             attr: s.attr,
             dataset_id: s.dataset_id,

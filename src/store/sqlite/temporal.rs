@@ -7,8 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
 use crate::ngsi::temporal::{
-    AggrMethod, AttributeAggregates, Bucket, Instance, TemporalEntity, TemporalQuery, TimeProperty,
-    TimeRel,
+    AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
 };
 use crate::ngsi::{time, Entity, Tenant};
 
@@ -459,15 +458,6 @@ pub fn instances(
     Ok(out)
 }
 
-/// Integers read back as integers (a REAL column would make 120 into 120.0).
-fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9e15 {
-        json!(n as i64)
-    } else {
-        json!(n)
-    }
-}
-
 /// Aggregates per series and time bucket, computed by SQLite.
 pub fn aggregates(
     conn: &Connection,
@@ -543,47 +533,7 @@ pub fn aggregates(
             .map_err(db_err)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db_err)?;
-        let mut series: Vec<(AggrMethod, Vec<Bucket>)> =
-            q.methods.iter().map(|m| (*m, Vec::new())).collect();
-        for (bucket, total, distinct, sum, avg, min, max, sumsq, nums, last) in rows {
-            let (start, end) = match period {
-                // Fixed periods: straight arithmetic (a year of days is 365 buckets).
-                Some(p) if p.months == 0 => {
-                    let start = origin + bucket * p.micros.max(1);
-                    (start, p.add_to(start))
-                }
-                Some(p) => {
-                    let mut start = origin;
-                    for _ in 0..bucket {
-                        start = p.add_to(start);
-                    }
-                    (start, p.add_to(start))
-                }
-                None => (origin, last.unwrap_or(origin)),
-            };
-            let stddev = match (sum, sumsq) {
-                (Some(s), Some(sq)) if nums > 0 => {
-                    let n = nums as f64;
-                    Some(((sq / n) - (s / n).powi(2)).max(0.0).sqrt())
-                }
-                _ => None,
-            };
-            for (method, values) in series.iter_mut() {
-                let v = match method {
-                    AggrMethod::TotalCount => Some(json!(total)),
-                    AggrMethod::DistinctCount => Some(json!(distinct)),
-                    AggrMethod::Sum => sum.map(number),
-                    AggrMethod::Avg => avg.map(|a| json!(a)),
-                    AggrMethod::Min => min.map(number),
-                    AggrMethod::Max => max.map(number),
-                    AggrMethod::Stddev => stddev.map(|s| json!(s)),
-                    AggrMethod::Sumsq => sumsq.map(number),
-                };
-                if let Some(v) = v {
-                    values.push((v, start, end));
-                }
-            }
-        }
+        let series = crate::ngsi::temporal::aggregate::series(rows, q, origin);
         out.push(AttributeAggregates {
             attr: s.attr,
             dataset_id: s.dataset_id,
