@@ -584,7 +584,7 @@ pub async fn aggregates(
         let distinct = if q.methods.contains(&AggrMethod::DistinctCount) {
             "COUNT(DISTINCT COALESCE(num::text, doc))"
         } else {
-            "0"
+            "0::int8"
         };
         sql.push(&format!(
             "SELECT {bucket} AS bucket, COUNT(*), {distinct}, SUM(num), AVG(num),
