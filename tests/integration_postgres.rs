@@ -29,16 +29,24 @@ mod attributes;
 mod batch;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/datasets.rs"]
+mod datasets;
 #[path = "integration/discovery.rs"]
 mod discovery;
+#[path = "integration/dump_workload.rs"]
+mod dump_workload;
 #[path = "integration/entities.rs"]
 mod entities;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/flat_exports.rs"]
+mod flat_exports;
 #[path = "integration/geo_queries.rs"]
 mod geo_queries;
 #[path = "integration/jsonld_contexts_api.rs"]
 mod jsonld_contexts_api;
+#[path = "integration/linked_entities.rs"]
+mod linked_entities;
 #[path = "integration/multi_instance.rs"]
 mod multi_instance;
 #[path = "integration/operational.rs"]
@@ -49,8 +57,14 @@ mod persistence;
 mod query;
 #[path = "integration/query_language.rs"]
 mod query_language;
+#[path = "integration/rename.rs"]
+mod rename;
 #[path = "integration/representations.rs"]
 mod representations;
+#[path = "integration/retention.rs"]
+mod retention;
+#[path = "integration/reversibility.rs"]
+mod reversibility;
 #[path = "integration/subscriptions.rs"]
 mod subscriptions;
 #[path = "integration/temporal.rs"]

@@ -8,7 +8,7 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::common::{Api, Resp, TestServer};
+use super::common::{database_url_for, Api, Resp, TestServer};
 use super::dump_workload::{self, populate, records};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
@@ -79,9 +79,12 @@ fn cli(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
             cmd.env_remove(k);
         }
     }
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
+    cmd.arg("--data-dir").arg(data_dir);
+    // The store a broker on this data directory would use (PostgreSQL in that pass).
+    if let Some(url) = database_url_for(data_dir) {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.args(args)
         .env("CALANQUE_LOG", "warn")
         .output()
         .expect("run the calanque binary")
