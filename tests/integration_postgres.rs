@@ -31,14 +31,20 @@ mod attributes;
 mod batch;
 #[path = "integration/contexts.rs"]
 mod contexts;
+#[path = "integration/datasets.rs"]
+mod datasets;
 #[path = "integration/devices.rs"]
 mod devices;
 #[path = "integration/discovery.rs"]
 mod discovery;
+#[path = "integration/dump_workload.rs"]
+mod dump_workload;
 #[path = "integration/entities.rs"]
 mod entities;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/flat_exports.rs"]
+mod flat_exports;
 #[path = "integration/geo_queries.rs"]
 mod geo_queries;
 #[path = "integration/jsonld_contexts_api.rs"]
@@ -55,10 +61,14 @@ mod persistence;
 mod query;
 #[path = "integration/query_language.rs"]
 mod query_language;
+#[path = "integration/rename.rs"]
+mod rename;
 #[path = "integration/representations.rs"]
 mod representations;
 #[path = "integration/retention.rs"]
 mod retention;
+#[path = "integration/reversibility.rs"]
+mod reversibility;
 #[path = "integration/subscriptions.rs"]
 mod subscriptions;
 #[path = "integration/temporal.rs"]
@@ -69,6 +79,3 @@ mod temporal_paging;
 mod tenancy;
 #[path = "integration/validation.rs"]
 mod validation;
-// Dump, restore, rename, datasets and flat exports (reversibility, rename, dump_workload,
-// datasets, flat_exports: their tests set up through a dump) join this list when
-// the PostgreSQL backend implements DumpStore; until then it answers 501.

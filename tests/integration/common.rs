@@ -99,6 +99,8 @@ impl TestServer {
 
     /// Starts a broker on the given data directory (kept by the caller).
     pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> TestServer {
+        // On PostgreSQL, the CLI run before may not have created it (the log goes there).
+        std::fs::create_dir_all(data_dir).expect("create the data directory");
         let mut s = TestServer {
             child: None,
             watchdog: None,

@@ -8,7 +8,7 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::common::{Api, Resp, TestServer};
+use super::common::{database_url_for, Api, Resp, TestServer};
 use super::dump_workload::{self, populate, records};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
@@ -79,9 +79,12 @@ fn cli(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
             cmd.env_remove(k);
         }
     }
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
+    cmd.arg("--data-dir").arg(data_dir);
+    // The store a broker on this data directory would use (PostgreSQL in that pass).
+    if let Some(url) = database_url_for(data_dir) {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.args(args)
         .env("CALANQUE_LOG", "warn")
         .output()
         .expect("run the calanque binary")
@@ -176,11 +179,65 @@ async fn round_trip_is_lossless_instance_by_instance() {
 #[tokio::test]
 async fn http_import_into_an_empty_broker_round_trips() {
     let a = admin_server();
-    populate(&a.api(), 3, 2, 2).await;
+    let t = a.api();
+    populate(&t, 3, 2, 2).await;
     let dump = export_all(&a.api()).await;
     let c = admin_server();
     let r = admin(&c.api(), Method::POST, "/admin/import", Some(dump.clone())).await;
     r.expect(200);
+    assert_same_content(&dump, &export_all(&c.api()).await);
+    // New history written after the import takes instance ids past the restored ones.
+    let restored = instances(&records(&dump));
+    let max = restored.keys().map(|k| k.1).max().unwrap_or(0);
+    let c1 = Api::new(&c.base_url, t.tenant.clone());
+    let id = dump_workload::station_id(0);
+    c1.patch(
+        &format!("/entities/{id}/attrs"),
+        &serde_json::json!({"name": {"type": "Property", "value": "renamed station"}}),
+    )
+    .await
+    .expect(204);
+    let after = instances(&records(&export_all(&c.api()).await));
+    let fresh: Vec<i64> = after
+        .keys()
+        .filter(|k| !restored.contains_key(*k))
+        .map(|k| k.1)
+        .collect();
+    assert!(!fresh.is_empty(), "the update recorded no history");
+    assert!(fresh.iter().all(|i| *i > max), "{fresh:?} vs {max}");
+}
+
+#[tokio::test]
+async fn an_instance_id_held_by_another_series_is_a_conflict_and_imports_nothing() {
+    let a = admin_server();
+    populate(&a.api(), 5, 2, 2).await;
+    let dump = export_all(&a.api()).await;
+    let c = admin_server();
+    admin(&c.api(), Method::POST, "/admin/import", Some(dump.clone()))
+        .await
+        .expect(200);
+    // The same instance id, now said to belong to another attribute.
+    let mut moved = false;
+    let clash: Vec<String> = dump
+        .lines()
+        .map(|line| {
+            let mut rec: Value = serde_json::from_str(line).expect("a JSON line");
+            if !moved && rec["kind"] == "instance" {
+                rec["attribute"] = Value::from("https://example.org/another");
+                moved = true;
+            }
+            rec.to_string()
+        })
+        .collect();
+    assert!(moved);
+    let r = admin(
+        &c.api(),
+        Method::POST,
+        "/admin/import",
+        Some(clash.join("\n") + "\n"),
+    )
+    .await;
+    super::common::assert_problem(&r, 409, "Conflict");
     assert_same_content(&dump, &export_all(&c.api()).await);
 }
 

@@ -6,7 +6,10 @@ use deadpool_postgres::GenericClient;
 use super::db_err;
 use crate::error::Result;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_restore_and_renames.sql")),
+];
 
 /// Any constant shared by every Calanque broker: the key of the migration lock.
 const MIGRATION_LOCK: i64 = 0x00ca_1a9e;

@@ -15,10 +15,10 @@ use crate::store::{
     SubscriptionRecord, SubscriptionStore,
 };
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "doc, times_sent, times_failed, last_notification, last_success, last_failure, dropped";
 
-fn record(r: &tokio_postgres::Row) -> Result<SubscriptionRecord> {
+pub(super) fn record(r: &tokio_postgres::Row) -> Result<SubscriptionRecord> {
     let doc: String = r.get(0);
     let doc: Value = serde_json::from_str(&doc)
         .map_err(|e| NgsiError::internal(format!("stored subscription is not JSON: {e}")))?;
