@@ -354,3 +354,75 @@ async fn the_admin_api_wants_its_token() {
     let r = admin(&shared, Method::GET, "/admin/export", None).await;
     super::common::assert_problem(&r, 404, "ResourceNotFound");
 }
+
+/// The same CLI, on the embedded SQLite store of `data_dir` whatever the pass.
+fn cli_sqlite(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_calanque"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CALANQUE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("CALANQUE_LOG", "warn")
+        .output()
+        .expect("run the calanque binary")
+}
+
+/// A city leaving one backend for the other: PostgreSQL → dump → SQLite → dump →
+/// PostgreSQL, the same content at every step. Runs in the PostgreSQL pass (the SQLite
+/// pass has no cluster to move to).
+#[tokio::test]
+async fn dumps_move_between_sqlite_and_postgresql() {
+    if !crate::POSTGRES || crate::pg_cluster::cluster().is_none() {
+        return;
+    }
+    let a = admin_server();
+    let api = a.api();
+    populate(&api, 5, 3, 4).await;
+    let dump = export_all(&api).await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("from-postgres.jsonl");
+    std::fs::write(&file, &dump).expect("write the dump");
+    let lite = dir.path().join("sqlite");
+    let out = cli_sqlite(
+        &lite,
+        &["import", "--input", file.to_str().unwrap_or_default()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli_sqlite(&lite, &["export"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_sqlite = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_same_content(&dump, &from_sqlite);
+
+    let file = dir.path().join("from-sqlite.jsonl");
+    std::fs::write(&file, &from_sqlite).expect("write the dump");
+    let pg = dir.path().join("postgres");
+    let out = cli(
+        &pg,
+        &["import", "--input", file.to_str().unwrap_or_default()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&pg, &["export"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_content(&dump, &String::from_utf8_lossy(&out.stdout));
+}
