@@ -136,8 +136,12 @@ impl Worker {
                     Err(e) => tracing::warn!(error = %e.detail, "cannot claim notifications"),
                 }
             }
-            for entry in self.index.periodic_due() {
-                tasks.spawn(self.clone().periodic(entry));
+            let due = self.index.periodic_due();
+            // Several brokers on one database: only the leader sends periodic ones.
+            if !due.is_empty() && self.store.leads_periodic().await {
+                for entry in due {
+                    tasks.spawn(self.clone().periodic(entry));
+                }
             }
             if full_batch && self.global.available_permits() > 0 {
                 continue;

@@ -334,6 +334,12 @@ pub trait SubscriptionStore: Send + Sync {
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<StoreChange>> {
         None
     }
+    /// Whether this broker sends the periodic (timeInterval) notifications: with several
+    /// brokers on one database exactly one does, or each would send them. A broker alone
+    /// always leads.
+    async fn leads_periodic(&self) -> bool {
+        true
+    }
 }
 
 pub use dump::DumpStore;

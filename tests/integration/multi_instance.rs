@@ -200,3 +200,44 @@ async fn two_brokers_on_one_database_act_as_one() {
         .await
         .expect(404);
 }
+
+/// Periodic (timeInterval) notifications are sent by one broker only, however many
+/// share the database: without a leader each broker would send its own.
+#[tokio::test]
+async fn periodic_notifications_come_from_one_broker() {
+    let a = TestServer::start(&[]);
+    if a.database_url().is_none() {
+        eprintln!("multi_instance: PostgreSQL is not available here; nothing to check");
+        return;
+    }
+    let b = TestServer::start_sharing(&a, &[]);
+    let api_a = a.api();
+    let api_b = Api::new(&b.base_url, api_a.tenant.clone());
+    let rx = Receiver::start().await;
+    let id = uid("Station");
+    api_a
+        .create(&json!({ "id": id, "type": "Station", "temp": 21 }))
+        .await;
+    let sub = json!({
+        "id": uid("Subscription"),
+        "type": "Subscription",
+        "entities": [{ "type": "Station" }],
+        "timeInterval": 2,
+        "notification": { "endpoint": { "uri": rx.url("/periodic"), "accept": "application/json" } }
+    });
+    api_a.post("/subscriptions", &sub).await.expect(201);
+    let sid = sub["id"].as_str().expect("id").to_string();
+    api_b
+        .get(&format!("/subscriptions/{sid}"))
+        .await
+        .expect(200);
+    rx.wait_ok("/periodic", 1).await;
+    // Both brokers know the subscription by now; over 10 s one sender gives about 5
+    // more notifications, two senders about 10.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let n = rx.ok("/periodic").len();
+    assert!(
+        (2..=8).contains(&n),
+        "{n} periodic notifications in ~10 s at a 2 s interval"
+    );
+}

@@ -84,7 +84,13 @@ pub struct PgStore {
     guard: parking_lot::RwLock<Option<Arc<dyn crate::store::WriteGuard>>>,
     /// What other brokers changed (heard with LISTEN).
     changes: tokio::sync::broadcast::Sender<StoreChange>,
+    /// The connection holding the periodic-notification leadership (a session advisory
+    /// lock: released by PostgreSQL when this broker's connection goes away).
+    leader: Arc<tokio::sync::Mutex<Option<deadpool_postgres::Object>>>,
 }
+
+/// The advisory-lock key of the periodic-notification leadership.
+const PERIODIC_LEADER_KEY: i64 = 0x6361_6c61_6e71_7565; // "calanque"
 
 /// The store is shared behind an `Arc`; the traits are implemented on that.
 pub struct Postgres(pub Arc<PgStore>);
@@ -126,6 +132,7 @@ impl PgStore {
             observer: parking_lot::RwLock::new(None),
             guard: parking_lot::RwLock::new(None),
             changes,
+            leader: Arc::new(tokio::sync::Mutex::new(None)),
         };
         // Start-up may be called from async code: block a plain thread, not this one.
         let (pool, h) = (store.pool.clone(), store.handle.clone());
@@ -195,6 +202,37 @@ impl Postgres {
             })
             .await
             .map_err(NgsiError::internal)?
+    }
+
+    /// True while this broker holds the periodic-notification leadership: it keeps the
+    /// connection that took the session advisory lock; when that connection fails (or
+    /// the broker dies), PostgreSQL releases the lock and another broker takes it.
+    pub async fn periodic_leadership(&self) -> bool {
+        let (pool, leader) = (self.0.pool.clone(), self.0.leader.clone());
+        let led = self.0.handle.spawn(async move {
+            let mut held = leader.lock().await;
+            if let Some(conn) = held.as_ref() {
+                if conn.simple_query("SELECT 1").await.is_ok() {
+                    return true;
+                }
+                *held = None;
+            }
+            let Ok(conn) = pool.get().await else {
+                return false;
+            };
+            let took = conn
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&PERIODIC_LEADER_KEY])
+                .await
+                .ok()
+                .and_then(|row| row.try_get::<_, bool>(0).ok())
+                .unwrap_or(false);
+            if took {
+                // Out of the pool for good: the lock lives as long as this session.
+                *held = Some(conn);
+            }
+            took
+        });
+        led.await.unwrap_or(false)
     }
 
     /// Runs a read on a pooled connection, on the store's runtime.

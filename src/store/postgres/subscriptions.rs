@@ -351,6 +351,10 @@ impl SubscriptionStore for Postgres {
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<StoreChange>> {
         Some(self.0.changes.subscribe())
     }
+
+    async fn leads_periodic(&self) -> bool {
+        self.periodic_leadership().await
+    }
 }
 
 async fn finish_one(c: &impl GenericClient, r: &DeliveryReport) -> Result<()> {
