@@ -2,6 +2,7 @@
 //! for, and how attribute history is represented.
 
 pub mod aggregate;
+pub mod changes;
 pub mod duration;
 pub mod render;
 pub mod request;

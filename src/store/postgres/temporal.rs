@@ -8,6 +8,7 @@ use super::db_err;
 use super::sql::Sql;
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
+use crate::ngsi::temporal::changes;
 use crate::ngsi::temporal::{
     AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
 };
@@ -201,8 +202,7 @@ pub async fn insert_all(
     rows.store(c, tenant, entity_id).await
 }
 
-/// Records what an entity write changed: every instance that is new or was rewritten
-/// (its modifiedAt moved), and a deletion for every instance that went away.
+/// Records what an entity write changed (`ngsi::temporal::changes`).
 pub async fn record_change(
     c: &impl GenericClient,
     tenant: &Tenant,
@@ -211,80 +211,25 @@ pub async fn record_change(
 ) -> Result<()> {
     let now = time::now();
     let now_us = time::parse(&now).map(time::micros).unwrap_or(0);
-    let mut rows = Rows::default();
+    let Some(id) = after.or(before).map(|e| e.id.clone()) else {
+        return Ok(());
+    };
     if let Some(a) = after {
-        let te = TemporalEntity {
-            id: a.id.clone(),
-            types: a.types.clone(),
-            scope: a.scope.clone(),
-            created_at: a.created_at.clone(),
-            modified_at: a.modified_at.clone(),
-            deleted_at: None,
-        };
-        store_entity(c, tenant, &te).await?;
-        for (name, instances) in &a.attrs {
-            for inst in instances {
-                let ds = inst.get("datasetId").and_then(Value::as_str);
-                let previous = before.and_then(|b| b.attrs.get(name)).and_then(|v| {
-                    v.iter()
-                        .find(|p| p.get("datasetId").and_then(Value::as_str) == ds)
-                });
-                if previous.is_some_and(|p| p.get("modifiedAt") == inst.get("modifiedAt")) {
-                    continue;
-                }
-                let new = NewInstance {
-                    attr: name.clone(),
-                    dataset_id: ds.map(str::to_string),
-                    body: inst.clone(),
-                    deleted: false,
-                };
-                rows.push(&new, now_us);
-            }
-        }
+        store_entity(c, tenant, &changes::temporal_entity_of(a)).await?;
     }
-    if let Some(b) = before {
-        for (name, instances) in &b.attrs {
-            for inst in instances {
-                let ds = inst.get("datasetId").and_then(Value::as_str);
-                let still = after.and_then(|a| a.attrs.get(name)).is_some_and(|v| {
-                    v.iter()
-                        .any(|p| p.get("datasetId").and_then(Value::as_str) == ds)
-                });
-                if still {
-                    continue;
-                }
-                let kind = inst
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or(attribute::PROPERTY);
-                let mut body = Map::new();
-                body.insert("type".into(), json!(kind));
-                body.insert(
-                    attribute::value_member(kind).into(),
-                    json!(attribute::NULL_URI),
-                );
-                let gone = NewInstance {
-                    attr: name.clone(),
-                    dataset_id: ds.map(str::to_string),
-                    body,
-                    deleted: true,
-                };
-                rows.push(&gone, now_us);
-            }
-        }
-        if after.is_none() {
-            c.execute(
-                "UPDATE temporal_entities SET deleted_at = $3, modified_at = $3 WHERE tenant = $1 AND id = $2",
-                &[&tenant.as_str(), &b.id, &now],
-            )
-            .await
-            .map_err(db_err)?;
-        }
+    let mut rows = Rows::default();
+    for inst in changes::changed_instances(before, after) {
+        rows.push(&inst, now_us);
     }
-    if let Some(e) = after.or(before) {
-        rows.store(c, tenant, &e.id).await?;
+    if before.is_some() && after.is_none() {
+        c.execute(
+            "UPDATE temporal_entities SET deleted_at = $3, modified_at = $3 WHERE tenant = $1 AND id = $2",
+            &[&tenant.as_str(), &id, &now],
+        )
+        .await
+        .map_err(db_err)?;
     }
-    Ok(())
+    rows.store(c, tenant, &id).await
 }
 
 const ENTITY_COLUMNS: &str =

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
+use crate::ngsi::temporal::changes;
 use crate::ngsi::temporal::{
     AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
 };
@@ -15,14 +16,7 @@ fn db_err(e: rusqlite::Error) -> NgsiError {
     NgsiError::internal(format!("sqlite: {e}"))
 }
 
-/// A new instance to store.
-#[derive(Debug, Clone)]
-pub struct NewInstance {
-    pub attr: String,
-    pub dataset_id: Option<String>,
-    pub body: Attribute,
-    pub deleted: bool,
-}
+pub use crate::ngsi::temporal::changes::NewInstance;
 
 /// Creates or updates the temporal entity row; true if it was created.
 pub fn upsert_entity(conn: &Connection, tenant: &Tenant, e: &TemporalEntity) -> Result<bool> {
@@ -169,8 +163,7 @@ pub(crate) fn decode(
     })
 }
 
-/// Records what an entity write changed: every instance that is new or was rewritten
-/// (its modifiedAt moved), and a deletion for every instance that went away.
+/// Records what an entity write changed (`ngsi::temporal::changes`).
 pub fn record_change(
     conn: &Connection,
     tenant: &Tenant,
@@ -179,71 +172,19 @@ pub fn record_change(
 ) -> Result<()> {
     let now = time::now();
     let now_us = time::parse(&now).map(time::micros).unwrap_or(0);
+    let Some(id) = after.or(before).map(|e| e.id.clone()) else {
+        return Ok(());
+    };
     if let Some(a) = after {
-        let te = TemporalEntity {
-            id: a.id.clone(),
-            types: a.types.clone(),
-            scope: a.scope.clone(),
-            created_at: a.created_at.clone(),
-            modified_at: a.modified_at.clone(),
-            deleted_at: None,
-        };
-        store_entity(conn, tenant, &te)?;
-        for (name, instances) in &a.attrs {
-            for inst in instances {
-                let ds = inst.get("datasetId").and_then(Value::as_str);
-                let previous = before.and_then(|b| b.attrs.get(name)).and_then(|v| {
-                    v.iter()
-                        .find(|p| p.get("datasetId").and_then(Value::as_str) == ds)
-                });
-                if previous.is_some_and(|p| p.get("modifiedAt") == inst.get("modifiedAt")) {
-                    continue;
-                }
-                let new = NewInstance {
-                    attr: name.clone(),
-                    dataset_id: ds.map(str::to_string),
-                    body: inst.clone(),
-                    deleted: false,
-                };
-                insert(conn, tenant, &a.id, &new, now_us)?;
-            }
-        }
+        store_entity(conn, tenant, &changes::temporal_entity_of(a))?;
     }
-    if let Some(b) = before {
-        for (name, instances) in &b.attrs {
-            for inst in instances {
-                let ds = inst.get("datasetId").and_then(Value::as_str);
-                let still = after.and_then(|a| a.attrs.get(name)).is_some_and(|v| {
-                    v.iter()
-                        .any(|p| p.get("datasetId").and_then(Value::as_str) == ds)
-                });
-                if still {
-                    continue;
-                }
-                let kind = inst
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or(attribute::PROPERTY);
-                let mut body = Map::new();
-                body.insert("type".into(), json!(kind));
-                body.insert(
-                    attribute::value_member(kind).into(),
-                    json!(attribute::NULL_URI),
-                );
-                let gone = NewInstance {
-                    attr: name.clone(),
-                    dataset_id: ds.map(str::to_string),
-                    body,
-                    deleted: true,
-                };
-                insert(conn, tenant, &b.id, &gone, now_us)?;
-            }
-        }
-        if after.is_none() {
-            conn.prepare_cached("UPDATE temporal_entities SET deleted_at = ?3, modified_at = ?3 WHERE tenant = ?1 AND id = ?2")
-                .and_then(|mut s| s.execute(params![tenant.as_str(), b.id, now]))
-                .map_err(db_err)?;
-        }
+    for inst in changes::changed_instances(before, after) {
+        insert(conn, tenant, &id, &inst, now_us)?;
+    }
+    if before.is_some() && after.is_none() {
+        conn.prepare_cached("UPDATE temporal_entities SET deleted_at = ?3, modified_at = ?3 WHERE tenant = ?1 AND id = ?2")
+            .and_then(|mut s| s.execute(params![tenant.as_str(), id, now]))
+            .map_err(db_err)?;
     }
     Ok(())
 }

@@ -1,0 +1,88 @@
+//! What an entity write adds to the history, decided once for every backend: each
+//! instance that is new or was rewritten (its modifiedAt moved), and a deletion marker
+//! for each instance that went away.
+
+use serde_json::{json, Map, Value};
+
+use super::TemporalEntity;
+use crate::ngsi::attribute::{self, Attribute};
+use crate::ngsi::Entity;
+
+/// A new instance to store.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub attr: String,
+    pub dataset_id: Option<String>,
+    pub body: Attribute,
+    pub deleted: bool,
+}
+
+/// The temporal description of an entity as a write leaves it.
+pub fn temporal_entity_of(e: &Entity) -> TemporalEntity {
+    TemporalEntity {
+        id: e.id.clone(),
+        types: e.types.clone(),
+        scope: e.scope.clone(),
+        created_at: e.created_at.clone(),
+        modified_at: e.modified_at.clone(),
+        deleted_at: None,
+    }
+}
+
+fn dataset_of(inst: &Attribute) -> Option<&str> {
+    inst.get("datasetId").and_then(Value::as_str)
+}
+
+/// The instances a write from `before` to `after` records, new ones first.
+pub fn changed_instances(before: Option<&Entity>, after: Option<&Entity>) -> Vec<NewInstance> {
+    let mut out = Vec::new();
+    if let Some(a) = after {
+        for (name, instances) in &a.attrs {
+            for inst in instances {
+                let ds = dataset_of(inst);
+                let previous = before
+                    .and_then(|b| b.attrs.get(name))
+                    .and_then(|v| v.iter().find(|p| dataset_of(p) == ds));
+                if previous.is_some_and(|p| p.get("modifiedAt") == inst.get("modifiedAt")) {
+                    continue;
+                }
+                out.push(NewInstance {
+                    attr: name.clone(),
+                    dataset_id: ds.map(str::to_string),
+                    body: inst.clone(),
+                    deleted: false,
+                });
+            }
+        }
+    }
+    if let Some(b) = before {
+        for (name, instances) in &b.attrs {
+            for inst in instances {
+                let ds = dataset_of(inst);
+                let still = after
+                    .and_then(|a| a.attrs.get(name))
+                    .is_some_and(|v| v.iter().any(|p| dataset_of(p) == ds));
+                if still {
+                    continue;
+                }
+                let kind = inst
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or(attribute::PROPERTY);
+                let mut body = Map::new();
+                body.insert("type".into(), json!(kind));
+                body.insert(
+                    attribute::value_member(kind).into(),
+                    json!(attribute::NULL_URI),
+                );
+                out.push(NewInstance {
+                    attr: name.clone(),
+                    dataset_id: ds.map(str::to_string),
+                    body,
+                    deleted: true,
+                });
+            }
+        }
+    }
+    out
+}
