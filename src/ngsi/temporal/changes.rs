@@ -86,3 +86,37 @@ pub fn changed_instances(before: Option<&Entity>, after: Option<&Entity>) -> Vec
     }
     out
 }
+
+/// A temporal entity written again (temporal create on an existing one): the types are
+/// united and the creation time stays the first one.
+pub fn merged_entity(existing: Option<&TemporalEntity>, entity: &TemporalEntity) -> TemporalEntity {
+    let Some(old) = existing else {
+        return entity.clone();
+    };
+    let mut types = old.types.clone();
+    for t in &entity.types {
+        if !types.contains(t) {
+            types.push(t.clone());
+        }
+    }
+    TemporalEntity {
+        types,
+        created_at: old.created_at.clone(),
+        ..entity.clone()
+    }
+}
+
+/// A stored instance with a patch applied (PATCH of one instance): every member but the
+/// instance's identity and system times may change.
+pub fn patched_body(current: &Map<String, Value>, patch: &Attribute) -> Map<String, Value> {
+    let mut body = current.clone();
+    for (k, v) in patch {
+        if !matches!(
+            k.as_str(),
+            "createdAt" | "modifiedAt" | "datasetId" | "instanceId"
+        ) {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}

@@ -598,22 +598,8 @@ impl TemporalStore for Postgres {
                 lock_entities(tx, &tenant, std::iter::once(entity.id.as_str())).await?;
                 entities::ensure_tenant(tx, &tenant, &time::now()).await?;
                 let existing = temporal::load_entity(tx, &tenant, &entity.id).await?;
-                let merged = match &existing {
-                    Some(old) => {
-                        let mut types = old.types.clone();
-                        for t in &entity.types {
-                            if !types.contains(t) {
-                                types.push(t.clone());
-                            }
-                        }
-                        TemporalEntity {
-                            types,
-                            created_at: old.created_at.clone(),
-                            ..entity.clone()
-                        }
-                    }
-                    None => entity.clone(),
-                };
+                let merged =
+                    crate::ngsi::temporal::changes::merged_entity(existing.as_ref(), &entity);
                 temporal::upsert_entity(tx, &tenant, &merged).await?;
                 let now_us = time::parse(&time::now()).map(time::micros).unwrap_or(0);
                 temporal::insert_all(tx, &tenant, &merged.id, &add, now_us).await?;

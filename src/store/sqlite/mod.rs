@@ -489,22 +489,8 @@ impl TemporalStore for Sqlite {
                 writer::in_savepoint(conn, |conn| {
                     entities::ensure_tenant(conn, &tenant, &time::now())?;
                     let existing = temporal::load_entity(conn, &tenant, &entity.id)?;
-                    let merged = match &existing {
-                        Some(old) => {
-                            let mut types = old.types.clone();
-                            for t in &entity.types {
-                                if !types.contains(t) {
-                                    types.push(t.clone());
-                                }
-                            }
-                            TemporalEntity {
-                                types,
-                                created_at: old.created_at.clone(),
-                                ..entity.clone()
-                            }
-                        }
-                        None => entity.clone(),
-                    };
+                    let merged =
+                        crate::ngsi::temporal::changes::merged_entity(existing.as_ref(), &entity);
                     temporal::upsert_entity(conn, &tenant, &merged)?;
                     let now_us = time::parse(&time::now()).map(time::micros).unwrap_or(0);
                     for i in &add {

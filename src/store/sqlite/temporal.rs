@@ -542,15 +542,7 @@ pub fn patch_instance(
     else {
         return Ok(false);
     };
-    let mut body = current.body.clone();
-    for (k, v) in patch {
-        if !matches!(
-            k.as_str(),
-            "createdAt" | "modifiedAt" | "datasetId" | "instanceId"
-        ) {
-            body.insert(k.clone(), v.clone());
-        }
-    }
+    let body = changes::patched_body(&current.body, patch);
     let observed = micros_of(&body, "observedAt");
     let num = body.get("value").and_then(Value::as_f64);
     let now = time::parse(&time::now()).map(time::micros).unwrap_or(0);
