@@ -387,6 +387,22 @@ async fn respond(
     if projection.picked_attrs.is_some() && !no_attribute_picked {
         sel.attrs = projection.picked_attrs.clone();
     }
+    if let Some(id) = &single {
+        sel.ids = Some(vec![id.clone()]);
+        sel.limit = 1;
+        sel.offset = 0;
+    } else if sel.types.is_none()
+        && sel.attrs.is_none()
+        && !params.contains_key("q")
+        && !params.contains_key("georel")
+        && !extract::bool_param(&params, "local")?
+    {
+        // Clause 5.7.4.4: ids alone would ask for every broker's history.
+        return Err(NgsiError::bad_data(
+            "give at least one of type, attrs, q or geoQ (or local=true)",
+        ));
+    }
+    ensure_tenant(state, &tenant).await?;
     let mut filtered_total: Option<u64> = None;
     // q, scopeQ and geoQ are judged on the attribute instances in the asked window
     // (clause 5.7.4.4), not on the current state: the candidates' history is read once
@@ -400,10 +416,6 @@ async fn respond(
         candidates.attrs = None;
         candidates.limit = i64::MAX as usize;
         candidates.offset = 0;
-        if let Some(id) = &single {
-            candidates.ids = Some(vec![id.clone()]);
-        }
-        ensure_tenant(state, &tenant).await?;
         let history = state
             .store
             .temporal_query(&tenant, &candidates, &tq.for_filtering())
@@ -425,22 +437,6 @@ async fn respond(
         filtered_total = Some(ids.len() as u64);
         sel.ids = Some(ids);
     }
-    if let Some(id) = &single {
-        sel.ids = Some(vec![id.clone()]);
-        sel.limit = 1;
-        sel.offset = 0;
-    } else if sel.types.is_none()
-        && sel.attrs.is_none()
-        && !params.contains_key("q")
-        && !params.contains_key("georel")
-        && !extract::bool_param(&params, "local")?
-    {
-        // Clause 5.7.4.4: ids alone would ask for every broker's history.
-        return Err(NgsiError::bad_data(
-            "give at least one of type, attrs, q or geoQ (or local=true)",
-        ));
-    }
-    ensure_tenant(state, &tenant).await?;
     let mut results = state.store.temporal_query(&tenant, &sel, &tq).await?;
     let total = if single.is_none() && extract::bool_param(&params, "count")? {
         Some(match filtered_total {
