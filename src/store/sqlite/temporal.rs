@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
+use crate::ngsi::temporal::aggregate::{BucketFolder, DistinctKey};
 use crate::ngsi::temporal::changes;
 use crate::ngsi::temporal::{
     AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
@@ -329,6 +330,17 @@ fn time_filter(q: &TemporalQuery, args: &mut Vec<Box<dyn ToSql>>) -> String {
     sql
 }
 
+/// Whether a series holds instances without observedAt (a point lookup: NULLs come
+/// first in the observed index).
+fn has_untimed(conn: &Connection, series: i64) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM attr_instances WHERE series = ?1 AND observed_us IS NULL LIMIT 1",
+    )
+    .and_then(|mut st| st.query_row([series], |_| Ok(())).optional())
+    .map(|found| found.is_some())
+    .map_err(db_err)
+}
+
 /// The instances of one entity, oldest first (the last N when asked).
 pub fn instances(
     conn: &Connection,
@@ -348,9 +360,16 @@ pub fn instances(
             time_filter(q, &mut args)
         };
         let order = if q.last_n.is_some() { "DESC" } else { "ASC" };
+        // Ordering by the time column alone follows the index; instances without one
+        // (only possible unfiltered) are placed by their modification time instead.
+        let key = if filter.is_empty() && has_untimed(conn, s.id)? {
+            format!("COALESCE({col}, modified_us)")
+        } else {
+            col.to_string()
+        };
         let mut sql = format!(
             "SELECT instance, observed_us, created_us, modified_us, deleted_us, num, doc FROM attr_instances
-             WHERE series = ?{filter} ORDER BY COALESCE({col}, modified_us) {order}, instance {order}"
+             WHERE series = ?{filter} ORDER BY {key} {order}, instance {order}"
         );
         // One more than the page size tells the caller the series was cut.
         let limit = match (q.last_n, q.max_instances) {
@@ -399,7 +418,8 @@ pub fn instances(
     Ok(out)
 }
 
-/// Aggregates per series and time bucket, computed by SQLite.
+/// Aggregates per series and time bucket: SQLite streams the window in time order
+/// (an index range, no sort) and the buckets are folded as rows go by.
 pub fn aggregates(
     conn: &Connection,
     tenant: &Tenant,
@@ -408,73 +428,43 @@ pub fn aggregates(
     q: &TemporalQuery,
 ) -> Result<Vec<AttributeAggregates>> {
     let col = time_column(q.timeproperty);
+    // The JSON is read only for a distinct count of values that are not numbers.
+    let distinct = q.methods.contains(&AggrMethod::DistinctCount);
+    let doc = if distinct { "doc" } else { "NULL" };
+    // The first bucket starts at timeAt when given, else at the first instance.
+    let fixed_origin = match q.timerel {
+        Some(TimeRel::After(t)) | Some(TimeRel::Between(t, _)) => Some(t),
+        _ => None,
+    };
     let mut out = Vec::new();
     for s in series_of(conn, tenant, entity_id, attrs)? {
         let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(s.id)];
         let filter = time_filter(q, &mut args);
-        // The first bucket starts at timeAt when given, else at the first instance.
-        let origin: Option<i64> = match q.timerel {
-            Some(TimeRel::After(t)) | Some(TimeRel::Between(t, _)) => Some(t),
-            _ => {
-                let mut a2: Vec<Box<dyn ToSql>> = vec![Box::new(s.id)];
-                let f2 = time_filter(q, &mut a2);
-                conn.prepare_cached(&format!(
-                    "SELECT MIN({col}) FROM attr_instances WHERE series = ?{f2}"
-                ))
-                .and_then(|mut st| {
-                    st.query_row(params_from_iter(a2.iter().map(|a| a.as_ref())), |r| {
-                        r.get(0)
-                    })
-                })
-                .map_err(db_err)?
-            }
-        };
-        let Some(origin) = origin else { continue };
-        let period = q.period;
-        let bucket_sql = match period {
-            // Whole calendar months from the origin: the month difference, less one when
-            // the day and time of the month have not yet reached the origin's.
-            Some(p) if p.months > 0 => format!(
-                "(((CAST(strftime('%Y', {col} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {col} / 1000000, 'unixepoch') AS INTEGER))
-                  - (CAST(strftime('%Y', {origin} / 1000000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', {origin} / 1000000, 'unixepoch') AS INTEGER))
-                  - (strftime('%d%H%M%S', {col} / 1000000, 'unixepoch') < strftime('%d%H%M%S', {origin} / 1000000, 'unixepoch'))) / {})",
-                p.months
-            ),
-            Some(p) => format!("({col} - {origin}) / {}", p.micros.max(1)),
-            None => "0".into(),
-        };
-        // A distinct count sorts every bucket: computed only when asked for.
-        let distinct_sql = if q.methods.contains(&AggrMethod::DistinctCount) {
-            "COUNT(DISTINCT COALESCE(num, doc))"
-        } else {
-            "0"
-        };
         let sql = format!(
-            "SELECT {bucket_sql} AS bucket, COUNT(*), {distinct_sql}, SUM(num), AVG(num), MIN(num),
-                    MAX(num), SUM(num * num), COUNT(num), MAX({col})
-             FROM attr_instances WHERE series = ? AND deleted_us IS NULL{filter} GROUP BY bucket ORDER BY bucket"
+            "SELECT {col}, num, {doc} FROM attr_instances
+             WHERE series = ? AND deleted_us IS NULL{filter} ORDER BY {col}"
         );
-        // `series = ?` is the first placeholder of the WHERE clause; bucket_sql has none.
         let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<f64>>(3)?,
-                    r.get::<_, Option<f64>>(4)?,
-                    r.get::<_, Option<f64>>(5)?,
-                    r.get::<_, Option<f64>>(6)?,
-                    r.get::<_, Option<f64>>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, Option<i64>>(9)?,
-                ))
-            })
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
+        let mut rows = stmt
+            .query(params_from_iter(args.iter().map(|a| a.as_ref())))
             .map_err(db_err)?;
-        let series = crate::ngsi::temporal::aggregate::series(rows, q, origin);
+        let mut folder = fixed_origin.map(|t| BucketFolder::new(q, t));
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let at: i64 = r.get(0).map_err(db_err)?;
+            let num: Option<f64> = r.get(1).map_err(db_err)?;
+            let key = if distinct {
+                let json: Option<String> = r.get(2).map_err(db_err)?;
+                DistinctKey::of(num, json.as_deref())
+            } else {
+                None
+            };
+            folder
+                .get_or_insert_with(|| BucketFolder::new(q, at))
+                .push(at, num, key);
+        }
+        let Some(folder) = folder else { continue };
+        let origin = folder.origin();
+        let series = crate::ngsi::temporal::aggregate::series(folder.finish(), q, origin);
         out.push(AttributeAggregates {
             attr: s.attr,
             dataset_id: s.dataset_id,

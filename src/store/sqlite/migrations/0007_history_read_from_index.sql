@@ -1,0 +1,10 @@
+-- Calanque SQLite schema, version 7: history read straight from its index.
+
+-- Aggregates and time windows read (series, time, deleted, number) in time order from
+-- the index alone, without visiting the table row of every instance.
+DROP INDEX attr_instances_observed;
+CREATE INDEX attr_instances_observed ON attr_instances (series, observed_us, deleted_us, num);
+
+-- Written for every instance but read only by queries on timeproperty=modifiedAt,
+-- which now scan the series' range of the index above: one index less per instance.
+DROP INDEX attr_instances_modified;
