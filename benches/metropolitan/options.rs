@@ -78,6 +78,13 @@ pub struct Options {
     #[arg(long, default_value_t = 10_000)]
     pub notify_updates: usize,
 
+    /// Rounds of the notification scenario: each round ingests on the broker
+    /// without subscriptions, then on the one with them; the round with the
+    /// median ratio is reported, so a burst of background load on a shared
+    /// machine does not decide the figure.
+    #[arg(long, default_value_t = 3)]
+    pub notify_rounds: usize,
+
     /// Send the Smart Data Models @context in a `Link` header (the broker
     /// bundles it) instead of letting bodies be read against the core context.
     #[arg(long)]

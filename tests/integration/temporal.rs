@@ -2304,3 +2304,59 @@ async fn scope_given_as_instances() {
     let r = api.post("/temporal/entities", &json!({ "id": uid(TYPE), "type": TYPE, "scope": [{ "type": "Property", "value": 3 }] })).await;
     assert_problem(&r, 400, "BadRequestData");
 }
+
+/// Readings with a unit code are the common sensor case (stored compactly): they must
+/// read back exactly, and a patch that adds a member must keep every member.
+#[tokio::test]
+async fn readings_with_unit_codes_read_back_whole() {
+    let api = api();
+    let id = uid("WaterObserved");
+    let start = "2024-11-01T00:00:00Z";
+    let reading = |v: f64, h: i64| json!({ "type": "Property", "value": v, "observedAt": plus_hours(start, h), "unitCode": "MTR" });
+    api.post(
+        "/temporal/entities",
+        &json!({ "id": id, "type": TYPE,
+                 LEVEL: [reading(3.5, 0), reading(3.75, 1)],
+                 "temperature": [{ "type": "Property", "value": 12.5, "unitCode": "CEL",
+                                   "observedAt": plus_hours(start, 0), "accuracy": { "type": "Property", "value": 0.1 } }] }),
+    )
+    .await
+    .expect(201);
+    let h = tget(&api, &tpath(&id, "")).await;
+    let levels = items(&h, LEVEL);
+    assert_eq!(levels.len(), 2);
+    for (got, want) in levels.iter().zip([3.5, 3.75]) {
+        assert_eq!(got["value"], json!(want));
+        assert_eq!(got["unitCode"], json!("MTR"), "{got}");
+        assert_eq!(got["type"], json!("Property"));
+    }
+    assert_eq!(time_of(&levels[1]["observedAt"]), at(&plus_hours(start, 1)));
+    let temperature = &items(&h, "temperature")[0];
+    assert_eq!(temperature["unitCode"], json!("CEL"));
+    assert_eq!(temperature["accuracy"]["value"], json!(0.1));
+
+    // Patching an instance with a new member keeps its unit and value.
+    let instance = instance_ids(&h, LEVEL)[0].clone();
+    api.patch(
+        &format!("/temporal/entities/{id}/attrs/{LEVEL}/{instance}"),
+        &json!({ LEVEL: { "type": "Property", "value": 3.5, "observedAt": plus_hours(start, 0),
+                          "quality": { "type": "Property", "value": "checked" } } }),
+    )
+    .await
+    .expect(204);
+    let h = tget(&api, &tpath(&id, &format!("attrs={LEVEL}"))).await;
+    let first = &items(&h, LEVEL)[0];
+    assert_eq!(first["unitCode"], json!("MTR"), "{first}");
+    assert_eq!(first["quality"]["value"], json!("checked"), "{first}");
+    // Aggregates see the numbers of compact rows.
+    let h = tget(
+        &api,
+        &tpath(
+            &id,
+            &format!("attrs={LEVEL}&options=aggregatedValues&aggrMethods=avg,max"),
+        ),
+    )
+    .await;
+    approx(&h[LEVEL]["avg"][0][0], 3.625, "avg of compact rows");
+    approx(&h[LEVEL]["max"][0][0], 3.75, "max of compact rows");
+}

@@ -130,7 +130,7 @@ impl DumpStore for Sqlite {
                 let mut stmt = conn
                     .prepare_cached(
                         "SELECT i.instance, s.entity_id, s.attr, s.dataset_id, i.observed_us, i.created_us,
-                                i.modified_us, i.deleted_us, i.num, i.doc
+                                i.modified_us, i.deleted_us, i.num, i.unit, i.doc
                          FROM attr_instances i CROSS JOIN temporal_series s ON s.series = i.series
                          WHERE +s.tenant = ?1 AND i.instance > ?2 ORDER BY i.instance LIMIT ?3",
                     )
@@ -148,13 +148,14 @@ impl DumpStore for Sqlite {
                             r.get::<_, Option<i64>>(7)?,
                             r.get::<_, Option<f64>>(8)?,
                             r.get::<_, Option<String>>(9)?,
+                            r.get::<_, Option<String>>(10)?,
                         ))
                     })
                     .map_err(db_err)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(db_err)?;
                 rows.into_iter()
-                    .map(|(id, entity, attr, ds, obs, created, modified, deleted, num, doc)| {
+                    .map(|(id, entity, attr, ds, obs, created, modified, deleted, num, unit, doc)| {
                         Ok(HistoryRow {
                             instance_id: id,
                             entity_id: entity,
@@ -164,7 +165,7 @@ impl DumpStore for Sqlite {
                             created_us: created,
                             modified_us: modified,
                             deleted_us: deleted,
-                            body: temporal::decode(num, doc, obs)?,
+                            body: temporal::decode(num, unit, doc, obs)?,
                         })
                     })
                     .collect()
@@ -459,14 +460,15 @@ fn restore_context(conn: &Connection, c: &ContextRecord) -> Result<()> {
 /// holds history that overlaps the dump).
 fn restore_instance(conn: &Connection, tenant: &Tenant, h: HistoryRow) -> Result<()> {
     let series = temporal::series_id(conn, tenant, &h.entity_id, &h.attr, h.dataset_id.as_deref())?;
-    let (num, doc) = temporal::encode(h.body, h.observed_us);
+    let stored = temporal::encode(h.body, h.observed_us);
     let changed = conn
         .prepare_cached(
-            "INSERT INTO attr_instances (instance, series, observed_us, created_us, modified_us, deleted_us, num, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO attr_instances (instance, series, observed_us, created_us, modified_us, deleted_us, num, unit, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (instance) DO UPDATE SET observed_us = excluded.observed_us,
                created_us = excluded.created_us, modified_us = excluded.modified_us,
-               deleted_us = excluded.deleted_us, num = excluded.num, doc = excluded.doc
+               deleted_us = excluded.deleted_us, num = excluded.num, unit = excluded.unit,
+               doc = excluded.doc
              WHERE series = excluded.series",
         )
         .and_then(|mut s| {
@@ -477,8 +479,9 @@ fn restore_instance(conn: &Connection, tenant: &Tenant, h: HistoryRow) -> Result
                 h.created_us,
                 h.modified_us,
                 h.deleted_us,
-                num,
-                doc
+                stored.num,
+                stored.unit,
+                stored.doc
             ])
         })
         .map_err(db_err)?;

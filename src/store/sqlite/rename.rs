@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::{db_err, entities, temporal, writer_cache};
+use super::{db_err, entities, writer_cache};
 use crate::error::{NgsiError, Result};
 use crate::ngsi::{rename, time, Entity, Tenant};
 use crate::store::dump::RenameRow;
@@ -122,7 +122,9 @@ fn rewrite_history(conn: &Connection, tenant: &Tenant, old: &str, new: &str) -> 
         let mut body: Map<String, Value> =
             serde_json::from_str(&doc).map_err(NgsiError::internal)?;
         if rename::rewrite_attribute(&mut body, old, new) {
-            let (_, doc) = temporal::encode(body, None);
+            // Only rows stored as JSON are rewritten, and they stay JSON: the number,
+            // unit and time columns of the row are left as they are.
+            let doc = Value::Object(body).to_string();
             conn.execute(
                 "UPDATE attr_instances SET doc = ?2 WHERE instance = ?1",
                 params![instance, doc],

@@ -9,7 +9,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_subscriptions.sql")),
     (5, include_str!("migrations/0005_context_tenant.sql")),
     (6, include_str!("migrations/0006_restore_and_renames.sql")),
-    (7, include_str!("migrations/0007_history_read_from_index.sql")),
+    (
+        7,
+        include_str!("migrations/0007_history_read_from_index.sql"),
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
