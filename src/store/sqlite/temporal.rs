@@ -1,6 +1,7 @@
 //! Attribute history in SQLite: recorded inside each entity write, queried with the
 //! time filters and aggregates pushed into SQL.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 use serde_json::{json, Map, Value};
 
@@ -485,8 +486,15 @@ pub fn aggregates(
             .map_err(db_err)?;
         let mut folder = fixed_origin.map(|t| BucketFolder::new(q, t));
         while let Some(r) = rows.next().map_err(db_err)? {
-            let at: i64 = r.get(0).map_err(db_err)?;
-            let num: Option<f64> = r.get(1).map_err(db_err)?;
+            // Raw column access: this loop runs once per instance of a long window.
+            let ValueRef::Integer(at) = r.get_ref(0).map_err(db_err)? else {
+                continue;
+            };
+            let num = match r.get_ref(1).map_err(db_err)? {
+                ValueRef::Real(n) => Some(n),
+                ValueRef::Integer(n) => Some(n as f64),
+                _ => None,
+            };
             let key = if distinct {
                 let json: Option<String> = r.get(2).map_err(db_err)?;
                 DistinctKey::of(num, json.as_deref())
