@@ -25,6 +25,11 @@ use crate::store::{ClaimedNotification, DeliveryOutcome, DeliveryReport, SharedS
 /// How often the worker looks for due retries and periodic subscriptions when nothing
 /// wakes it.
 const POLL: Duration = Duration::from_millis(250);
+/// How long the worker lets notifications accumulate after a write wakes it: a few
+/// milliseconds of latency for claims in batches.
+const COALESCE: Duration = Duration::from_millis(4);
+/// How long attempt reports accumulate before they are recorded in one transaction.
+const RECORD_COALESCE: Duration = Duration::from_millis(10);
 /// How long a notification whose endpoint is saturated waits before it is handed out
 /// again.
 const DEFER_MS: i64 = 50;
@@ -77,6 +82,9 @@ pub fn spawn(
 /// Records delivery attempts, many per transaction.
 async fn record_attempts(store: SharedStore, mut rx: mpsc::UnboundedReceiver<DeliveryReport>) {
     while let Some(first) = rx.recv().await {
+        // Status counters need not be current to the millisecond; transactions on the
+        // single writer are better spent on the writes that are being notified.
+        tokio::time::sleep(RECORD_COALESCE).await;
         let mut batch = vec![first];
         while batch.len() < 1024 {
             match rx.try_recv() {
@@ -146,11 +154,17 @@ impl Worker {
             if full_batch && self.global.available_permits() > 0 {
                 continue;
             }
-            tokio::select! {
+            let woken = tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = self.index.wake.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = self.index.wake.notified() => true,
+                _ = tokio::time::sleep(POLL) => false,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => false,
+            };
+            if woken {
+                // A write woke us: let the writes arriving with it queue their
+                // notifications too, so one claim transaction takes them all instead of
+                // one transaction per write competing with the writes themselves.
+                tokio::time::sleep(COALESCE).await;
             }
         }
         // Finish what is in flight; what was not claimed stays queued for next time.
