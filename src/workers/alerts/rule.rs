@@ -56,6 +56,41 @@ impl Kind {
 }
 
 /// A rule with its names expanded, ready to run.
+/// A rule's `idPattern`, checked against every monitored entity at every pass. The
+/// usual pattern is an anchored literal prefix (`^urn:ngsi-ld:Sensor:D3-`): compared as
+/// a prefix it costs a few nanoseconds instead of a regex search (measured: regex
+/// matching was a third of a pass over 10,000 sensors and 100 rules).
+#[derive(Debug, Clone)]
+pub enum IdMatcher {
+    Prefix(String),
+    Regex(regex::Regex),
+}
+
+impl IdMatcher {
+    pub fn new(pattern: &str) -> Result<Self> {
+        let regex = regex::Regex::new(pattern)
+            .map_err(|err| NgsiError::bad_data(format!("idPattern is not a regex: {err}")))?;
+        let literal = pattern
+            .strip_prefix('^')
+            .map(|rest| rest.strip_suffix(".*").unwrap_or(rest))
+            .filter(|rest| {
+                rest.chars()
+                    .all(|c| c.is_alphanumeric() || ":-_/#@".contains(c))
+            });
+        Ok(match literal {
+            Some(prefix) => Self::Prefix(prefix.to_string()),
+            None => Self::Regex(regex),
+        })
+    }
+
+    pub fn matches(&self, id: &str) -> bool {
+        match self {
+            Self::Prefix(p) => id.starts_with(p.as_str()),
+            Self::Regex(r) => r.is_match(id),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub id: String,
@@ -67,7 +102,7 @@ pub struct Rule {
     pub sub_category: String,
     pub description: Option<String>,
     /// `idPattern`, compiled (checked in memory when rules share one store query).
-    pub id_regex: Option<regex::Regex>,
+    pub id_matcher: Option<IdMatcher>,
 }
 
 /// What a rule entity says, before its names are expanded. The rule's own attribute
@@ -151,11 +186,7 @@ impl<'a> RawRule<'a> {
             }
         };
         let id_pattern = text(e, "idPattern").map(str::to_string);
-        let id_regex = id_pattern
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|err| NgsiError::bad_data(format!("idPattern is not a regex: {err}")))?;
+        let id_matcher = id_pattern.as_deref().map(IdMatcher::new).transpose()?;
         let selection = EntityQuery {
             types: Some(TypeExpr::parse(types, ctx)?),
             id_pattern,
@@ -172,7 +203,7 @@ impl<'a> RawRule<'a> {
             category: text(e, "category").unwrap_or("environment").to_string(),
             sub_category: text(e, "subCategory").map_or(default_sub, str::to_string),
             description: text(e, "description").map(str::to_string),
-            id_regex,
+            id_matcher,
         })
     }
 }
@@ -180,7 +211,7 @@ impl<'a> RawRule<'a> {
 impl Rule {
     /// True if the rule's `idPattern` (if any) selects this id.
     pub fn selects_id(&self, id: &str) -> bool {
-        self.id_regex.as_ref().is_none_or(|r| r.is_match(id))
+        self.id_matcher.as_ref().is_none_or(|m| m.matches(id))
     }
 
     /// The query selecting the entities in alert now: the selection AND the rule's
@@ -249,4 +280,41 @@ impl crate::store::WriteGuard for RuleCheck {
         Ok(())
     }
     fn stored(&self, _: &crate::ngsi::Tenant, _: Option<&Entity>, _: Option<&Entity>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdMatcher;
+
+    #[test]
+    fn anchored_literal_patterns_are_prefixes_and_agree_with_the_regex() {
+        let ids = [
+            "urn:ngsi-ld:Noise:D3-0001",
+            "urn:ngsi-ld:Noise:D30-0001",
+            "urn:ngsi-ld:Noise:D4-0001",
+            "xurn:ngsi-ld:Noise:D3-0001",
+        ];
+        for pattern in [
+            "^urn:ngsi-ld:Noise:D3-",
+            "^urn:ngsi-ld:Noise:D3-.*",
+            "urn:ngsi-ld:Noise:D3-",
+            "^urn:ngsi-ld:Noise:D[34]-",
+            "^urn.ngsi-ld",
+        ] {
+            let matcher = IdMatcher::new(pattern).expect("valid pattern");
+            let regex = regex::Regex::new(pattern).expect("valid regex");
+            for id in ids {
+                assert_eq!(matcher.matches(id), regex.is_match(id), "{pattern} on {id}");
+            }
+        }
+        assert!(matches!(
+            IdMatcher::new("^urn:ngsi-ld:Noise:D3-"),
+            Ok(IdMatcher::Prefix(_))
+        ));
+        assert!(matches!(
+            IdMatcher::new("^urn.ngsi-ld"),
+            Ok(IdMatcher::Regex(_))
+        ));
+        assert!(IdMatcher::new("(").is_err());
+    }
 }
