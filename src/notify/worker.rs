@@ -28,8 +28,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// How long the worker lets notifications accumulate after a write wakes it: a few
 /// milliseconds of latency for claims in batches.
 const COALESCE: Duration = Duration::from_millis(4);
-/// How long attempt reports accumulate before they are recorded in one transaction.
-const RECORD_COALESCE: Duration = Duration::from_millis(10);
 /// How long a notification whose endpoint is saturated waits before it is handed out
 /// again.
 const DEFER_MS: i64 = 50;
@@ -82,9 +80,8 @@ pub fn spawn(
 /// Records delivery attempts, many per transaction.
 async fn record_attempts(store: SharedStore, mut rx: mpsc::UnboundedReceiver<DeliveryReport>) {
     while let Some(first) = rx.recv().await {
-        // Status counters need not be current to the millisecond; transactions on the
-        // single writer are better spent on the writes that are being notified.
-        tokio::time::sleep(RECORD_COALESCE).await;
+        // Recorded as soon as possible: a subscriber that got a notification may read
+        // the subscription's status next and expect to see it (ETSI 046_12).
         let mut batch = vec![first];
         while batch.len() < 1024 {
             match rx.try_recv() {
