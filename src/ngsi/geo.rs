@@ -98,6 +98,50 @@ impl GeoQuery {
             .any(|g| self.test(&g))
     }
 
+    /// Whether `decide_by_box` can answer for this query: `near` around a point.
+    pub fn decides_by_box(&self) -> bool {
+        matches!(
+            (&self.rel, &self.geometry),
+            (GeoRel::Near { .. }, Geometry::Point(_))
+        )
+    }
+
+    /// Decides a `near` query around a point from a bounding box alone, when the box is
+    /// small enough (a point stored in an index rounds to a box of a few centimetres):
+    /// `Some(true)` if every geometry inside the box is within the distance bounds,
+    /// `Some(false)` if none can be, `None` when the box cannot tell (large boxes, other
+    /// relations, or a distance too close to the bound). Exact: the margin covers the
+    /// whole box, so the answer is the one `matches` gives on the geometry itself.
+    pub fn decide_by_box(&self, b: [f64; 4]) -> Option<bool> {
+        let (GeoRel::Near { max, min }, Geometry::Point(center)) = (&self.rel, &self.geometry)
+        else {
+            return None;
+        };
+        let [min_x, max_x, min_y, max_y] = b;
+        if !(min_x <= max_x && min_y <= max_y) {
+            return None;
+        }
+        let diagonal = Point::new(min_x, min_y).haversine_distance(&Point::new(max_x, max_y));
+        // Beyond a few metres the box says little and the document decides.
+        if !(diagonal <= 2.0) {
+            return None;
+        }
+        let middle = Point::new((min_x + max_x) / 2.0, (min_y + max_y) / 2.0);
+        let d = center.haversine_distance(&middle);
+        // Any point of the box is within `diagonal` of its middle (triangle inequality on
+        // the sphere); the centimetre covers rounding in the distance computations.
+        let (low, high) = (d - diagonal - 0.01, d + diagonal + 0.01);
+        let surely_in = max.is_none_or(|m| high <= m) && min.is_none_or(|m| low >= m);
+        let surely_out = max.is_some_and(|m| low > m) || min.is_some_and(|m| high < m);
+        if surely_in {
+            Some(true)
+        } else if surely_out {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     fn test(&self, g: &Geometry<f64>) -> bool {
         let q = &self.geometry;
         match &self.rel {
