@@ -118,12 +118,13 @@ impl GeoQuery {
             return None;
         };
         let [min_x, max_x, min_y, max_y] = b;
-        if !(min_x <= max_x && min_y <= max_y) {
+        // NaN never comes out of the index, but would make every comparison below false.
+        if b.iter().any(|v| v.is_nan()) || min_x > max_x || min_y > max_y {
             return None;
         }
         let diagonal = Point::new(min_x, min_y).haversine_distance(&Point::new(max_x, max_y));
         // Beyond a few metres the box says little and the document decides.
-        if !(diagonal <= 2.0) {
+        if diagonal.is_nan() || diagonal > 2.0 {
             return None;
         }
         let middle = Point::new((min_x + max_x) / 2.0, (min_y + max_y) / 2.0);
@@ -326,6 +327,58 @@ mod tests {
             &ctx(),
         );
         assert!(far.is_ok_and(|q| q.matches(&entity_at(5.3698, 43.3100))));
+    }
+
+    /// The boxes an R*Tree keeps are 32-bit floats rounded outwards: whenever a box
+    /// decides, it must decide as the exact check on the point does.
+    #[test]
+    fn box_decisions_agree_with_the_exact_check() {
+        let q = GeoQuery::parse(
+            "near;maxDistance==500",
+            "Point",
+            "[5.3698,43.2951]",
+            None,
+            &ctx(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let down = |v: f64| {
+            let f = v as f32;
+            if f64::from(f) > v {
+                f64::from(f32::from_bits(f.to_bits() - 1))
+            } else {
+                f64::from(f)
+            }
+        };
+        let up = |v: f64| {
+            let f = v as f32;
+            if f64::from(f) < v {
+                f64::from(f32::from_bits(f.to_bits() + 1))
+            } else {
+                f64::from(f)
+            }
+        };
+        let (mut decided, mut undecided) = (0, 0);
+        for i in 0..4000 {
+            // Points on rings from 480 to 520 m, all around the centre.
+            let angle = f64::from(i) * 0.618_034 * std::f64::consts::TAU;
+            let metres = 480.0 + f64::from(i % 400) * 0.1;
+            let lat = 43.2951 + metres * angle.sin() / 111_195.0;
+            let lon = 5.3698 + metres * angle.cos() / (111_195.0 * 43.2951_f64.to_radians().cos());
+            let exact = q.matches(&entity_at(lon, lat));
+            match q.decide_by_box([down(lon), up(lon), down(lat), up(lat)]) {
+                Some(verdict) => {
+                    assert_eq!(verdict, exact, "at {lon},{lat}");
+                    decided += 1;
+                }
+                None => undecided += 1,
+            }
+        }
+        // Only points within a metre or so of the bound are left to the document.
+        assert!(decided > 3800, "{decided} decided, {undecided} not");
+        let square = "[[[5.0,43.0],[6.0,43.0],[6.0,44.0],[5.0,44.0],[5.0,43.0]]]";
+        let within = GeoQuery::parse("within", "Polygon", square, None, &ctx())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(within.decide_by_box([5.5, 5.5, 43.5, 43.5]), None);
     }
 
     #[test]
