@@ -98,6 +98,51 @@ impl GeoQuery {
             .any(|g| self.test(&g))
     }
 
+    /// Whether `decide_by_box` can answer for this query: `near` around a point.
+    pub fn decides_by_box(&self) -> bool {
+        matches!(
+            (&self.rel, &self.geometry),
+            (GeoRel::Near { .. }, Geometry::Point(_))
+        )
+    }
+
+    /// Decides a `near` query around a point from a bounding box alone, when the box is
+    /// small enough (a point stored in an index rounds to a box of a few centimetres):
+    /// `Some(true)` if every geometry inside the box is within the distance bounds,
+    /// `Some(false)` if none can be, `None` when the box cannot tell (large boxes, other
+    /// relations, or a distance too close to the bound). Exact: the margin covers the
+    /// whole box, so the answer is the one `matches` gives on the geometry itself.
+    pub fn decide_by_box(&self, b: [f64; 4]) -> Option<bool> {
+        let (GeoRel::Near { max, min }, Geometry::Point(center)) = (&self.rel, &self.geometry)
+        else {
+            return None;
+        };
+        let [min_x, max_x, min_y, max_y] = b;
+        // NaN never comes out of the index, but would make every comparison below false.
+        if b.iter().any(|v| v.is_nan()) || min_x > max_x || min_y > max_y {
+            return None;
+        }
+        let diagonal = Point::new(min_x, min_y).haversine_distance(&Point::new(max_x, max_y));
+        // Beyond a few metres the box says little and the document decides.
+        if diagonal.is_nan() || diagonal > 2.0 {
+            return None;
+        }
+        let middle = Point::new((min_x + max_x) / 2.0, (min_y + max_y) / 2.0);
+        let d = center.haversine_distance(&middle);
+        // Any point of the box is within `diagonal` of its middle (triangle inequality on
+        // the sphere); the centimetre covers rounding in the distance computations.
+        let (low, high) = (d - diagonal - 0.01, d + diagonal + 0.01);
+        let surely_in = max.is_none_or(|m| high <= m) && min.is_none_or(|m| low >= m);
+        let surely_out = max.is_some_and(|m| low > m) || min.is_some_and(|m| high < m);
+        if surely_in {
+            Some(true)
+        } else if surely_out {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     fn test(&self, g: &Geometry<f64>) -> bool {
         let q = &self.geometry;
         match &self.rel {
@@ -282,6 +327,58 @@ mod tests {
             &ctx(),
         );
         assert!(far.is_ok_and(|q| q.matches(&entity_at(5.3698, 43.3100))));
+    }
+
+    /// The boxes an R*Tree keeps are 32-bit floats rounded outwards: whenever a box
+    /// decides, it must decide as the exact check on the point does.
+    #[test]
+    fn box_decisions_agree_with_the_exact_check() {
+        let q = GeoQuery::parse(
+            "near;maxDistance==500",
+            "Point",
+            "[5.3698,43.2951]",
+            None,
+            &ctx(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let down = |v: f64| {
+            let f = v as f32;
+            if f64::from(f) > v {
+                f64::from(f32::from_bits(f.to_bits() - 1))
+            } else {
+                f64::from(f)
+            }
+        };
+        let up = |v: f64| {
+            let f = v as f32;
+            if f64::from(f) < v {
+                f64::from(f32::from_bits(f.to_bits() + 1))
+            } else {
+                f64::from(f)
+            }
+        };
+        let (mut decided, mut undecided) = (0, 0);
+        for i in 0..4000 {
+            // Points on rings from 480 to 520 m, all around the centre.
+            let angle = f64::from(i) * 0.618_034 * std::f64::consts::TAU;
+            let metres = 480.0 + f64::from(i % 400) * 0.1;
+            let lat = 43.2951 + metres * angle.sin() / 111_195.0;
+            let lon = 5.3698 + metres * angle.cos() / (111_195.0 * 43.2951_f64.to_radians().cos());
+            let exact = q.matches(&entity_at(lon, lat));
+            match q.decide_by_box([down(lon), up(lon), down(lat), up(lat)]) {
+                Some(verdict) => {
+                    assert_eq!(verdict, exact, "at {lon},{lat}");
+                    decided += 1;
+                }
+                None => undecided += 1,
+            }
+        }
+        // Only points within a metre or so of the bound are left to the document.
+        assert!(decided > 3800, "{decided} decided, {undecided} not");
+        let square = "[[[5.0,43.0],[6.0,43.0],[6.0,44.0],[5.0,44.0],[5.0,43.0]]]";
+        let within = GeoQuery::parse("within", "Polygon", square, None, &ctx())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(within.decide_by_box([5.5, 5.5, 43.5, 43.5]), None);
     }
 
     #[test]

@@ -382,6 +382,71 @@ const TWO_BOXES: &str = "[[[[5.30,43.25],[5.42,43.25],[5.42,43.35],[5.30,43.35],
 /// The Vieux-Port and Aix points.
 const TWO_POINTS: &str = "[[5.3698,43.2951],[5.4474,43.5297]]";
 
+/// A near query on points is decided on the index's boxes: an entity matches through
+/// any instance of the GeoProperty, an instance that has expired no longer counts, and
+/// paging and the count see the same matches.
+#[tokio::test]
+async fn near_counts_every_instance_and_pages_with_a_count() {
+    let api = api();
+    let at = |lon: f64, lat: f64| json!({ "type": "Point", "coordinates": [lon, lat] });
+    let past = "2020-01-01T00:00:00Z";
+    let entities = json!([
+        { "id": "urn:ngsi-ld:Thing:twin", "type": "Bin", "location": [
+            { "type": "GeoProperty", "value": at(5.4474, 43.5297) },
+            { "type": "GeoProperty", "datasetId": "urn:ngsi-ld:Dataset:port", "value": at(5.3698, 43.2951) }
+        ] },
+        { "id": "urn:ngsi-ld:Thing:near1", "type": "Bin", "location": { "type": "GeoProperty", "value": at(5.3699, 43.2952) } },
+        { "id": "urn:ngsi-ld:Thing:near2", "type": "Bin", "location": { "type": "GeoProperty", "value": at(5.3700, 43.2950) } },
+        { "id": "urn:ngsi-ld:Thing:far", "type": "Bin", "location": { "type": "GeoProperty", "value": at(5.3698, 43.3010) } },
+        { "id": "urn:ngsi-ld:Thing:gone", "type": "Bin", "location": {
+            "type": "GeoProperty", "value": at(5.3698, 43.2951), "expiresAt": past } }
+    ]);
+    let r = api.post("/entityOperations/create", &entities).await;
+    assert!(
+        r.status == 201 || r.status == 207,
+        "{} {}",
+        r.status,
+        r.text
+    );
+    // The expired instance, if the broker accepted it, must not match.
+    let near = [
+        ("type", "Bin"),
+        ("georel", "near;maxDistance==500"),
+        ("geometry", "Point"),
+        ("coordinates", "[5.3698,43.2951]"),
+    ];
+    let ids = |r: &Resp| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .json()
+            .as_array()
+            .unwrap_or_else(|| panic!("not an array: {}", r.text))
+            .iter()
+            .filter_map(|e| e["id"].as_str().map(str::to_string))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let all = get(&api, &near).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    let want = vec![
+        "urn:ngsi-ld:Thing:near1".to_string(),
+        "urn:ngsi-ld:Thing:near2".to_string(),
+        "urn:ngsi-ld:Thing:twin".to_string(),
+    ];
+    assert_eq!(ids(&all), want);
+    let mut paged = Vec::new();
+    for offset in ["0", "2"] {
+        let mut params = near.to_vec();
+        params.extend([("limit", "2"), ("offset", offset), ("count", "true")]);
+        let r = get(&api, &params).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("NGSILD-Results-Count").as_deref(), Some("3"));
+        paged.extend(ids(&r));
+    }
+    paged.sort_unstable();
+    assert_eq!(paged, want);
+}
+
 #[tokio::test]
 async fn within_each_geometry() {
     let api = api();

@@ -3,6 +3,7 @@
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 
 use crate::error::{NgsiError, Result};
+use crate::ngsi::geo::GeoQuery;
 use crate::ngsi::query::{EntityQuery, TypeStats};
 use crate::ngsi::type_expr::TypeExpr;
 use crate::ngsi::{Entity, Tenant};
@@ -123,6 +124,7 @@ fn selection(
     query: &EntityQuery,
     tenant: &Tenant,
     now: &str,
+    q_before_type: bool,
 ) -> (String, Vec<Box<dyn ToSql>>, bool) {
     // The unary `+` keeps SQLite from driving the query with the (tenant, id) index,
     // which would visit every entity of the tenant: the selective membership tests
@@ -149,8 +151,9 @@ fn selection(
         .geo_q
         .as_ref()
         .and_then(|g| g.prefilter_box().map(|b| (b, g.property.clone())));
-    let type_drives = geo_box.is_none() && query.types.is_some();
-    let q_drives = geo_box.is_none() && query.types.is_none();
+    let q_before_type = q_before_type && query.q.is_some();
+    let type_drives = geo_box.is_none() && query.types.is_some() && !q_before_type;
+    let q_drives = geo_box.is_none() && (query.types.is_none() || q_before_type);
     if let Some(types) = &query.types {
         sql.push_str(" AND ");
         type_sql(types, &mut sql, &mut args, !type_drives);
@@ -231,6 +234,24 @@ fn type_sql(
             ));
             args.push(Box::new(t.clone()));
         }
+        // Any of several types is one membership test over all of them: as OR'ed tests
+        // SQLite would evaluate the whole union of the types row by row (a table lookup
+        // per member) before ordering and cutting the page.
+        TypeExpr::Or(items) if items.iter().all(|i| matches!(i, TypeExpr::Type(_))) => {
+            let mut names = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if let TypeExpr::Type(t) = item {
+                    names.push_str(if i == 0 { "?" } else { ", ?" });
+                    args.push(Box::new(t.clone()));
+                }
+            }
+            sql.push_str(&membership(
+                "entity_types",
+                "entity",
+                &format!("type IN (SELECT id FROM names WHERE name IN ({names}))"),
+                per_candidate,
+            ));
+        }
         TypeExpr::And(items) | TypeExpr::Or(items) => {
             let joiner = if matches!(expr, TypeExpr::And(_)) {
                 " AND "
@@ -249,16 +270,86 @@ fn type_sql(
     }
 }
 
-pub fn select(
+/// Whether q should drive a query that also selects by type: the type index drives by
+/// default and q is checked per candidate, which visits every entity of the type when
+/// few of them match (a threshold nobody crosses reads all 6000 containers of a type).
+/// Both sides are counted on their indexes, capped, so the estimate costs at most a short
+/// index range per side.
+fn q_more_selective(conn: &Connection, query: &EntityQuery) -> Result<bool> {
+    const CAP: i64 = 50_000;
+    let (Some(TypeExpr::Type(type_iri)), Some(q)) = (&query.types, &query.q) else {
+        return Ok(false);
+    };
+    if query
+        .geo_q
+        .as_ref()
+        .is_some_and(|g| g.prefilter_box().is_some())
+    {
+        return Ok(false);
+    }
+    let Some((rows_sql, mut args)) = super::q_sql::rows_of(q) else {
+        return Ok(false);
+    };
+    let typed: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM entity_types WHERE type = (SELECT id FROM names WHERE name = ?1) LIMIT ?2)",
+        )
+        .and_then(|mut s| s.query_row(params![type_iri, CAP], |r| r.get(0)))
+        .map_err(db_err)?;
+    // Only a clear win is worth leaving the default plan for.
+    let wanted = typed / 4;
+    if wanted == 0 {
+        return Ok(false);
+    }
+    args.push(Box::new(wanted));
+    let matching: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM ({rows_sql}) LIMIT ?)"
+        ))
+        .and_then(|mut s| {
+            s.query_row(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                r.get(0)
+            })
+        })
+        .map_err(db_err)?;
+    Ok(matching < wanted)
+}
+
+/// One page of a selection and, when the query asks for it, the number of matches.
+pub fn page(
     conn: &Connection,
     tenant: &Tenant,
     query: &EntityQuery,
     now: &str,
-) -> Result<Vec<Entity>> {
-    let (filter, mut args, exact) = selection(query, tenant, now);
-    if !exact {
-        return Ok(scan(conn, tenant, query, now, true)?.0);
+) -> Result<(Vec<Entity>, Option<u64>)> {
+    let keep = query.limit > 0;
+    let q_first = q_more_selective(conn, query)?;
+    let (filter, args, exact) = selection(query, tenant, now, q_first);
+    if exact {
+        let items = if keep {
+            select_exact(conn, &filter, args, query)?
+        } else {
+            Vec::new()
+        };
+        let total = if query.count {
+            Some(count_exact(conn, query, tenant, now, q_first)?)
+        } else {
+            None
+        };
+        return Ok((items, total));
     }
+    if let Some(geo) = decided_by_boxes(query) {
+        return near_scan(conn, &filter, args, geo, query, keep);
+    }
+    scan(conn, &filter, args, query, keep)
+}
+
+fn select_exact(
+    conn: &Connection,
+    filter: &str,
+    mut args: Vec<Box<dyn ToSql>>,
+    query: &EntityQuery,
+) -> Result<Vec<Entity>> {
     let sql =
         format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid LIMIT ? OFFSET ?");
     args.push(Box::new(query.limit as i64));
@@ -274,11 +365,14 @@ pub fn select(
     docs.iter().map(|d| decode(d)).collect()
 }
 
-pub fn count(conn: &Connection, tenant: &Tenant, query: &EntityQuery, now: &str) -> Result<u64> {
-    let (filter, args, exact) = selection(query, tenant, now);
-    if !exact {
-        return Ok(scan(conn, tenant, query, now, false)?.1);
-    }
+fn count_exact(
+    conn: &Connection,
+    query: &EntityQuery,
+    tenant: &Tenant,
+    now: &str,
+    q_first: bool,
+) -> Result<u64> {
+    let (filter, args, _) = selection(query, tenant, now, q_first);
     let sql = format!("SELECT COUNT(*) FROM entities e WHERE {filter}");
     let n: i64 = conn
         .prepare_cached(&sql)
@@ -291,34 +385,191 @@ pub fn count(conn: &Connection, tenant: &Tenant, query: &EntityQuery, now: &str)
     Ok(n.max(0) as u64)
 }
 
-/// Streams the SQL-selected rows through the q filter, keeping only the requested page:
-/// memory stays bounded by the page, whatever the number of candidates.
-// TODO(query issue): translate q to SQL so indexes do the filtering.
+/// Streams the SQL-selected rows through the in-memory filter, keeping only the
+/// requested page: memory stays bounded by the page, whatever the number of candidates.
+/// Without a count, it stops as soon as the page is full.
 fn scan(
     conn: &Connection,
-    tenant: &Tenant,
+    filter: &str,
+    args: Vec<Box<dyn ToSql>>,
     query: &EntityQuery,
-    now: &str,
     keep: bool,
-) -> Result<(Vec<Entity>, u64)> {
-    let (filter, args, _) = selection(query, tenant, now);
+) -> Result<(Vec<Entity>, Option<u64>)> {
     let sql = format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid");
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
         .query(params_from_iter(args.iter().map(|a| a.as_ref())))
         .map_err(db_err)?;
-    let (mut page, mut matched) = (Vec::new(), 0u64);
+    let mut paging = Paging::new(query, keep);
     while let Some(row) = rows.next().map_err(db_err)? {
         let doc: String = row.get(0).map_err(db_err)?;
         let entity = decode(&doc)?;
-        if query.row_matches(&entity) {
-            if keep && matched as usize >= query.offset && page.len() < query.limit {
-                page.push(entity);
-            }
-            matched += 1;
+        if query.row_matches(&entity) && paging.matched(|| Ok(entity))? {
+            break;
         }
     }
-    Ok((page, matched))
+    Ok(paging.finish())
+}
+
+/// The page being filled while candidates stream by, in rowid order.
+struct Paging {
+    page: Vec<Entity>,
+    matched: u64,
+    offset: u64,
+    limit: usize,
+    keep: bool,
+    count: bool,
+}
+
+impl Paging {
+    fn new(query: &EntityQuery, keep: bool) -> Self {
+        Self {
+            page: Vec::new(),
+            matched: 0,
+            offset: query.offset as u64,
+            limit: query.limit,
+            keep,
+            count: query.count,
+        }
+    }
+
+    /// Records one match (`entity` is only read when it belongs to the page); true once
+    /// nothing more is needed.
+    fn matched(&mut self, entity: impl FnOnce() -> Result<Entity>) -> Result<bool> {
+        if self.keep && self.matched >= self.offset && self.page.len() < self.limit {
+            self.page.push(entity()?);
+        }
+        self.matched += 1;
+        Ok(!self.count && (!self.keep || self.page.len() >= self.limit))
+    }
+
+    fn finish(self) -> (Vec<Entity>, Option<u64>) {
+        let total = self.count.then_some(self.matched);
+        (self.page, total)
+    }
+}
+
+/// The NGSI-LD `near` query whose candidates the R*Tree boxes can decide (see
+/// `GeoQuery::decide_by_box`), when nothing else needs the documents: q is exact in SQL
+/// and there is no scopeQ.
+fn decided_by_boxes(query: &EntityQuery) -> Option<&GeoQuery> {
+    let geo = query.geo_q.as_ref()?;
+    let q_exact = query
+        .q
+        .as_ref()
+        .is_none_or(|q| super::q_sql::translate(q, true).exact);
+    // The property goes into a JSON path: only names that need no escaping there.
+    let plain_name = !geo.property.contains(['"', '\\']);
+    (query.scope_q.is_none()
+        && q_exact
+        && plain_name
+        && geo.prefilter_box().is_some()
+        && geo.decides_by_box())
+    .then_some(geo)
+}
+
+/// A `near` query decided on the candidates' R*Tree boxes: only the documents of the
+/// page, and of the few candidates a box cannot decide, are read and decoded.
+fn near_scan(
+    conn: &Connection,
+    filter: &str,
+    args: Vec<Box<dyn ToSql>>,
+    geo: &GeoQuery,
+    query: &EntityQuery,
+    keep: bool,
+) -> Result<(Vec<Entity>, Option<u64>)> {
+    // A box stands for its instance only when every instance of the attribute has one
+    // (instances without a box, a non-GeoProperty say, are checked on the document) and
+    // no instance may have expired (`decode` drops those): otherwise the document decides.
+    let sql = format!(
+        "SELECT e.rowid, g.min_x, g.max_x, g.min_y, g.max_y,
+                instr(e.doc, '\"expiresAt\"') = 0
+                  AND json_array_length(e.doc, ?) = (SELECT COUNT(*) FROM geo_rows c WHERE c.entity = e.rowid AND c.attr = r.attr)
+         FROM entities e
+         JOIN geo_rows r ON r.entity = e.rowid AND r.attr = (SELECT id FROM names WHERE name = ?)
+         JOIN geo_index g ON g.rid = r.rid
+         WHERE {filter} ORDER BY e.rowid"
+    );
+    let head: [Box<dyn ToSql>; 2] = [
+        Box::new(format!("$.attrs.\"{}\"", geo.property)),
+        Box::new(geo.property.clone()),
+    ];
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = stmt
+        .query(params_from_iter(
+            head.iter().chain(args.iter()).map(|a| a.as_ref()),
+        ))
+        .map_err(db_err)?;
+    let mut paging = Paging::new(query, keep);
+    // Rows of one entity (one per boxed instance) come together: decide once they are in.
+    let mut current: Option<(i64, bool, Vec<[f64; 4]>)> = None;
+    loop {
+        let row = rows.next().map_err(db_err)?;
+        let next = match row {
+            Some(r) => {
+                let rowid: i64 = r.get(0).map_err(db_err)?;
+                let b = [
+                    r.get(1).map_err(db_err)?,
+                    r.get(2).map_err(db_err)?,
+                    r.get(3).map_err(db_err)?,
+                    r.get(4).map_err(db_err)?,
+                ];
+                let plain: bool = r
+                    .get::<_, Option<bool>>(5)
+                    .map_err(db_err)?
+                    .unwrap_or(false);
+                match &mut current {
+                    Some((id, _, boxes)) if *id == rowid => {
+                        boxes.push(b);
+                        continue;
+                    }
+                    _ => Some((rowid, plain, vec![b])),
+                }
+            }
+            None => None,
+        };
+        if let Some((rowid, plain, boxes)) = std::mem::replace(&mut current, next) {
+            let verdict = if plain { by_boxes(geo, &boxes) } else { None };
+            let done = match verdict {
+                Some(false) => false,
+                Some(true) => paging.matched(|| load_rowid(conn, rowid))?,
+                None => {
+                    let entity = load_rowid(conn, rowid)?;
+                    query.row_matches(&entity) && paging.matched(|| Ok(entity))?
+                }
+            };
+            if done {
+                break;
+            }
+        }
+        if current.is_none() {
+            break;
+        }
+    }
+    Ok(paging.finish())
+}
+
+/// An entity matches if one of its instances does: true if a box surely holds a match,
+/// false if no box can, `None` if the documents must tell.
+fn by_boxes(geo: &GeoQuery, boxes: &[[f64; 4]]) -> Option<bool> {
+    let mut all_out = true;
+    for b in boxes {
+        match geo.decide_by_box(*b) {
+            Some(true) => return Some(true),
+            Some(false) => {}
+            None => all_out = false,
+        }
+    }
+    all_out.then_some(false)
+}
+
+/// The document at a rowid, read inside the caller's statement (same snapshot).
+fn load_rowid(conn: &Connection, rowid: i64) -> Result<Entity> {
+    let doc: String = conn
+        .prepare_cached("SELECT doc FROM entities WHERE rowid = ?1")
+        .and_then(|mut s| s.query_row([rowid], |r| r.get(0)))
+        .map_err(db_err)?;
+    decode(&doc)
 }
 
 pub fn select_ids(
@@ -327,19 +578,20 @@ pub fn select_ids(
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<String>> {
-    if !selection(query, tenant, now).2 {
+    if !selection(query, tenant, now, false).2 {
         let all = EntityQuery {
             limit: usize::MAX,
             offset: 0,
             ..query.clone()
         };
-        return Ok(scan(conn, tenant, &all, now, true)?
+        let (filter, args, _) = selection(&all, tenant, now, false);
+        return Ok(scan(conn, &filter, args, &all, true)?
             .0
             .into_iter()
             .map(|e| e.id)
             .collect());
     }
-    let (filter, args, _) = selection(query, tenant, now);
+    let (filter, args, _) = selection(query, tenant, now, false);
     let sql = format!("SELECT e.id FROM entities e WHERE {filter}");
     let mut stmt = conn.prepare(&sql).map_err(db_err)?;
     let ids = stmt

@@ -296,17 +296,7 @@ impl EntityStore for Sqlite {
         let (tenant, query) = (tenant.clone(), query.clone());
         self.0
             .read(move |conn| {
-                let now = time::now();
-                let items = if query.limit == 0 {
-                    Vec::new()
-                } else {
-                    entities::select(conn, &tenant, &query, &now)?
-                };
-                let total = if query.count {
-                    Some(entities::count(conn, &tenant, &query, &now)?)
-                } else {
-                    None
-                };
+                let (items, total) = entities::page(conn, &tenant, &query, &time::now())?;
                 Ok(QueryPage { items, total })
             })
             .await

@@ -62,6 +62,22 @@ pub fn translate(expr: &Expr, per_candidate: bool) -> Translation {
     }
 }
 
+/// For a q that is one exactly translated term: the SQL of its index rows (one row per
+/// matching value, so at least one per matching entity) and its arguments, to estimate
+/// how selective it is.
+pub fn rows_of(expr: &Expr) -> Option<(String, Vec<Box<dyn ToSql>>)> {
+    let Expr::Term(t) = expr else {
+        return None;
+    };
+    let t = term(t, false);
+    let inner = t
+        .sql
+        .strip_prefix("e.rowid IN (")?
+        .strip_suffix(')')?
+        .to_string();
+    t.exact.then_some((inner, t.args))
+}
+
 /// Every attribute has a presence row, so "has a row for this attribute" is existence.
 fn exists(attr: &str, per_candidate: bool) -> Translation {
     Translation {
