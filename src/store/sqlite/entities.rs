@@ -20,13 +20,35 @@ fn decode(doc: &str) -> Result<Entity> {
 }
 
 pub fn load(conn: &Connection, tenant: &Tenant, id: &str, now: &str) -> Result<Option<Entity>> {
-    let doc: Option<String> = conn
-        .prepare_cached(
-            "SELECT doc FROM entities WHERE tenant = ?1 AND id = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-        )
-        .and_then(|mut s| s.query_row(params![tenant.as_str(), id, now], |r| r.get(0)).optional())
+    Ok(load_row(conn, tenant, id, now)?.1)
+}
+
+/// The entity's rowid (also when the stored row has expired) and the entity itself (only
+/// when it has not): a write needs the rowid of the row it overwrites either way.
+pub fn load_row(
+    conn: &Connection,
+    tenant: &Tenant,
+    id: &str,
+    now: &str,
+) -> Result<(Option<i64>, Option<Entity>)> {
+    let row: Option<(i64, String, Option<String>)> = conn
+        .prepare_cached("SELECT rowid, doc, expires_at FROM entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
         .map_err(db_err)?;
-    doc.as_deref().map(decode).transpose()
+    let Some((rowid, doc, expires_at)) = row else {
+        return Ok((None, None));
+    };
+    // Same test as the SQL filter of reads (stored times share one format, so they
+    // compare as text).
+    if expires_at.is_some_and(|t| t.as_str() <= now) {
+        return Ok((Some(rowid), None));
+    }
+    Ok((Some(rowid), Some(decode(&doc)?)))
 }
 
 /// The id of an expanded name, created on first use.
@@ -57,21 +79,51 @@ pub fn save(
     entity: &Entity,
     before: Option<&Entity>,
 ) -> Result<()> {
+    let row = rowid(conn, tenant, &entity.id)?;
+    save_row(conn, tenant, entity, before, row)
+}
+
+/// Stores `entity` over the row `row` (its current rowid, if it has a row, as
+/// `load_row` found it) and brings the indexes from `before` to it.
+pub fn save_row(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity: &Entity,
+    before: Option<&Entity>,
+    row: Option<i64>,
+) -> Result<()> {
     let doc = serde_json::to_string(entity).map_err(NgsiError::internal)?;
-    let row: i64 = conn
-        .prepare_cached(
-            "INSERT INTO entities (tenant, id, doc, created_at, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at,
-               modified_at = excluded.modified_at, expires_at = excluded.expires_at
-             RETURNING rowid",
-        )
-        .and_then(|mut s| {
-            s.query_row(
-                params![tenant.as_str(), entity.id, doc, entity.created_at, entity.modified_at, entity.expires_at],
-                |r| r.get(0),
+    // Plain INSERT or UPDATE by rowid: an upsert with RETURNING costs SQLite an extra
+    // ephemeral table per statement, and the writer already knows which case it is in.
+    let row = match row {
+        Some(row) => {
+            conn.prepare_cached(
+                "UPDATE entities SET doc = ?2, created_at = ?3, modified_at = ?4, expires_at = ?5 WHERE rowid = ?1",
             )
-        })
-        .map_err(db_err)?;
+            .and_then(|mut s| {
+                s.execute(params![row, doc, entity.created_at, entity.modified_at, entity.expires_at])
+            })
+            .map_err(db_err)?;
+            if before.is_none() {
+                // The row held an expired entity: its index rows go with it.
+                super::value_index::delete_entity(conn, row)?;
+                conn.prepare_cached("DELETE FROM entity_types WHERE entity = ?1")
+                    .and_then(|mut s| s.execute([row]))
+                    .map_err(db_err)?;
+            }
+            row
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO entities (tenant, id, doc, created_at, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![tenant.as_str(), entity.id, doc, entity.created_at, entity.modified_at, entity.expires_at])
+            })
+            .map_err(db_err)?;
+            conn.last_insert_rowid()
+        }
+    };
     if before.is_none_or(|b| b.types != entity.types) {
         if before.is_some() {
             conn.prepare_cached("DELETE FROM entity_types WHERE entity = ?1")

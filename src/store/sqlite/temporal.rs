@@ -60,13 +60,28 @@ pub(crate) fn series_id(
     if let Some(id) = super::writer_cache::series(&key) {
         return Ok(id);
     }
-    let id = conn
+    // A lookup, then a plain INSERT when missing: the upsert with RETURNING it replaces
+    // rewrote the existing row and built an ephemeral result table on every call.
+    let found: Option<i64> = conn
         .prepare_cached(
-            "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (tenant, entity_id, attr, dataset_id) DO UPDATE SET attr = attr RETURNING series",
+            "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
         )
-        .and_then(|mut s| s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0)))
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0))
+                .optional()
+        })
         .map_err(db_err)?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, attr, ds]))
+            .map_err(db_err)?;
+            conn.last_insert_rowid()
+        }
+    };
     super::writer_cache::remember_series(key, id);
     Ok(id)
 }

@@ -64,10 +64,7 @@ fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) 
     let mut value_row = conn
         .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
         .map_err(db_err)?;
-    // The presence row: the attribute exists, whatever its value.
-    value_row
-        .execute(params![attr, row, None::<f64>, None::<String>])
-        .map_err(db_err)?;
+    let mut values = 0usize;
     for inst in instances {
         let kind = inst
             .get("type")
@@ -99,16 +96,26 @@ fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) 
             value_row
                 .execute(params![attr, row, num, txt])
                 .map_err(db_err)?;
+            values += 1;
         }
+    }
+    // Existence of an attribute is "some row for (entity, attr)": a value row already
+    // says it, so the presence row (num and txt NULL) is only written when there is none.
+    // Value tests all require `num`/`txt` to be non-NULL, so stores that still hold
+    // presence rows beside value rows answer exactly the same.
+    if values == 0 {
+        value_row
+            .execute(params![attr, row, None::<f64>, None::<String>])
+            .map_err(db_err)?;
     }
     Ok(())
 }
 
 fn insert_geo(conn: &Connection, row: i64, attr: i64, b: [f64; 4]) -> Result<()> {
-    let rid: i64 = conn
-        .prepare_cached("INSERT INTO geo_rows (entity, attr) VALUES (?1, ?2) RETURNING rid")
-        .and_then(|mut s| s.query_row(params![row, attr], |r| r.get(0)))
+    conn.prepare_cached("INSERT INTO geo_rows (entity, attr) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![row, attr]))
         .map_err(db_err)?;
+    let rid = conn.last_insert_rowid();
     conn.prepare_cached(
         "INSERT INTO geo_index (rid, min_x, max_x, min_y, max_y) VALUES (?1, ?2, ?3, ?4, ?5)",
     )

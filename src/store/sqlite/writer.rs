@@ -68,18 +68,24 @@ fn job_failed(job: Job, conn: &Connection) -> Finisher {
     finish
 }
 
+/// Runs one of the few fixed statements of savepoint handling, prepared once per
+/// connection: `execute_batch` would parse it again on every write.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+}
+
 /// Runs `f` inside a savepoint: its changes stay if it succeeds, vanish if it fails.
 pub fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT op")
-        .map_err(NgsiError::internal)?;
+    run_cached(conn, "SAVEPOINT op").map_err(NgsiError::internal)?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE op")
-                .map_err(NgsiError::internal)?;
+            run_cached(conn, "RELEASE op").map_err(NgsiError::internal)?;
             Ok(v)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            let _ = run_cached(conn, "ROLLBACK TO op").and_then(|_| run_cached(conn, "RELEASE op"));
             super::writer_cache::clear();
             Err(e)
         }
