@@ -51,12 +51,7 @@ pub(crate) fn series_id(
     ds: Option<&str>,
 ) -> Result<i64> {
     let ds = ds.unwrap_or("");
-    let key = (
-        tenant.as_str().to_string(),
-        entity_id.to_string(),
-        attr.to_string(),
-        ds.to_string(),
-    );
+    let key = super::writer_cache::SeriesKey::new(tenant.as_str(), entity_id, attr, ds);
     if let Some(id) = super::writer_cache::series(&key) {
         return Ok(id);
     }
