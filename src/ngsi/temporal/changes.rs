@@ -17,6 +17,48 @@ pub struct NewInstance {
     pub deleted: bool,
 }
 
+/// An instance as a store keeps it: its body without the members that have columns of
+/// their own, and its times in microseconds.
+pub struct StoredInstance {
+    pub body: Attribute,
+    pub created_us: i64,
+    pub modified_us: i64,
+    pub observed_us: Option<i64>,
+}
+
+impl NewInstance {
+    /// The same split for every backend; missing system times are `now_us`.
+    pub fn stored(&self, now_us: i64) -> StoredInstance {
+        let mut body = self.body.clone();
+        let created_us = micros_of(&body, "createdAt").unwrap_or(now_us);
+        let modified_us = micros_of(&body, "modifiedAt").unwrap_or(now_us);
+        for m in [
+            "createdAt",
+            "modifiedAt",
+            "datasetId",
+            "instanceId",
+            "deletedAt",
+        ] {
+            body.remove(m);
+        }
+        let observed_us = micros_of(&body, "observedAt");
+        StoredInstance {
+            body,
+            created_us,
+            modified_us,
+            observed_us,
+        }
+    }
+}
+
+/// A date-time member of an instance body, in microseconds.
+pub fn micros_of(body: &Attribute, member: &str) -> Option<i64> {
+    body.get(member)
+        .and_then(Value::as_str)
+        .and_then(|s| crate::ngsi::time::parse(s).ok())
+        .map(crate::ngsi::time::micros)
+}
+
 /// The temporal description of an entity as a write leaves it.
 pub fn temporal_entity_of(e: &Entity) -> TemporalEntity {
     TemporalEntity {

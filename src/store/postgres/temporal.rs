@@ -8,7 +8,7 @@ use super::db_err;
 use super::sql::Sql;
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
-use crate::ngsi::temporal::changes;
+use crate::ngsi::temporal::changes::{self, micros_of, StoredInstance};
 use crate::ngsi::temporal::{
     AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
 };
@@ -82,13 +82,6 @@ async fn store_entity(c: &impl GenericClient, tenant: &Tenant, e: &TemporalEntit
     Ok(())
 }
 
-fn micros_of(body: &Attribute, member: &str) -> Option<i64> {
-    body.get(member)
-        .and_then(Value::as_str)
-        .and_then(|s| time::parse(s).ok())
-        .map(time::micros)
-}
-
 /// Instances as the columns of `attr_instances`, one array per column, so that any
 /// number of them is stored in one statement.
 #[derive(Default)]
@@ -105,19 +98,12 @@ struct Rows {
 
 impl Rows {
     fn push(&mut self, inst: &NewInstance, now_us: i64) {
-        let mut body = inst.body.clone();
-        let created = micros_of(&body, "createdAt").unwrap_or(now_us);
-        let modified = micros_of(&body, "modifiedAt").unwrap_or(now_us);
-        for m in [
-            "createdAt",
-            "modifiedAt",
-            "datasetId",
-            "instanceId",
-            "deletedAt",
-        ] {
-            body.remove(m);
-        }
-        let observed = micros_of(&body, "observedAt");
+        let StoredInstance {
+            body,
+            created_us: created,
+            modified_us: modified,
+            observed_us: observed,
+        } = inst.stored(now_us);
         // A bare floating-point Property (most sensor readings) is stored as its number
         // alone; integers keep their JSON so they read back as integers.
         let compact = body.len() <= 3

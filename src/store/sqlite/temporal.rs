@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{NgsiError, Result};
 use crate::ngsi::attribute::{self, Attribute};
 use crate::ngsi::temporal::aggregate::{BucketFolder, DistinctKey};
-use crate::ngsi::temporal::changes;
+use crate::ngsi::temporal::changes::{self, micros_of, StoredInstance};
 use crate::ngsi::temporal::{
     AggrMethod, AttributeAggregates, Instance, TemporalEntity, TemporalQuery, TimeProperty, TimeRel,
 };
@@ -81,13 +81,6 @@ pub(crate) fn series_id(
     Ok(id)
 }
 
-fn micros_of(body: &Attribute, member: &str) -> Option<i64> {
-    body.get(member)
-        .and_then(Value::as_str)
-        .and_then(|s| time::parse(s).ok())
-        .map(time::micros)
-}
-
 pub fn insert(
     conn: &Connection,
     tenant: &Tenant,
@@ -102,19 +95,12 @@ pub fn insert(
         &inst.attr,
         inst.dataset_id.as_deref(),
     )?;
-    let mut body = inst.body.clone();
-    let created = micros_of(&body, "createdAt").unwrap_or(now_us);
-    let modified = micros_of(&body, "modifiedAt").unwrap_or(now_us);
-    for m in [
-        "createdAt",
-        "modifiedAt",
-        "datasetId",
-        "instanceId",
-        "deletedAt",
-    ] {
-        body.remove(m);
-    }
-    let observed = micros_of(&body, "observedAt");
+    let StoredInstance {
+        body,
+        created_us: created,
+        modified_us: modified,
+        observed_us: observed,
+    } = inst.stored(now_us);
     let stored = encode(body, observed);
     conn.prepare_cached(
         "INSERT INTO attr_instances (series, observed_us, created_us, modified_us, deleted_us, num, unit, doc)
