@@ -169,23 +169,50 @@ pub fn ensure_tenant(conn: &Connection, tenant: &Tenant, now: &str) -> Result<()
     Ok(())
 }
 
-/// Builds the WHERE clause of a selection; parameters are bound, never spliced.
-/// The WHERE clause of a selection (parameters bound, never spliced) and whether it is
-/// exact: if not, the rows it selects are a superset to re-check in memory.
-fn selection(
-    query: &EntityQuery,
-    tenant: &Tenant,
-    now: &str,
-    q_before_type: bool,
-) -> (String, Vec<Box<dyn ToSql>>, bool) {
+/// The rows a query reads, as SQL pieces: `SELECT … FROM {from} WHERE {filter}
+/// ORDER BY {order}` (parameters bound, never spliced).
+struct Selection {
+    from: &'static str,
+    filter: String,
+    args: Vec<Box<dyn ToSql>>,
+    /// False when the rows are a superset to re-check in memory.
+    exact: bool,
+    /// The entity order of pages (rowid), as the driving index delivers it.
+    order: &'static str,
+}
+
+const FROM_ENTITIES: &str = "entities e";
+/// One type drives: its (type, entity) index range is walked in entity order, so a
+/// page stops after its last row instead of first collecting every member of the type
+/// (what `rowid IN (SELECT …)` does, into a temporary b-tree).
+const FROM_TYPE_RANGE: &str = "entity_types dt CROSS JOIN entities e";
+
+fn selection(query: &EntityQuery, tenant: &Tenant, now: &str, q_before_type: bool) -> Selection {
+    let mut sql = String::new();
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let geo_box = query
+        .geo_q
+        .as_ref()
+        .and_then(|g| g.prefilter_box().map(|b| (b, g.property.clone())));
+    let q_before_type = q_before_type && query.q.is_some();
+    let type_drives = geo_box.is_none() && query.types.is_some() && !q_before_type;
+    let q_drives = geo_box.is_none() && (query.types.is_none() || q_before_type);
+    let (from, order) = match &query.types {
+        Some(TypeExpr::Type(t)) if type_drives => {
+            sql.push_str(
+                "dt.type = (SELECT id FROM names WHERE name = ?) AND e.rowid = dt.entity AND ",
+            );
+            args.push(Box::new(t.clone()));
+            (FROM_TYPE_RANGE, "dt.entity")
+        }
+        _ => (FROM_ENTITIES, "e.rowid"),
+    };
     // The unary `+` keeps SQLite from driving the query with the (tenant, id) index,
     // which would visit every entity of the tenant: the selective membership tests
     // below (type, value, geo indexes) drive it instead.
-    let mut sql = String::from("+e.tenant = ? AND (e.expires_at IS NULL OR e.expires_at > ?)");
-    let mut args: Vec<Box<dyn ToSql>> = vec![
-        Box::new(tenant.as_str().to_string()),
-        Box::new(now.to_string()),
-    ];
+    sql.push_str("+e.tenant = ? AND (e.expires_at IS NULL OR e.expires_at > ?)");
+    args.push(Box::new(tenant.as_str().to_string()));
+    args.push(Box::new(now.to_string()));
     let in_list =
         |sql: &mut String, args: &mut Vec<Box<dyn ToSql>>, prefix: &str, values: &[String]| {
             sql.push_str(prefix);
@@ -199,14 +226,7 @@ fn selection(
     // One index drives the query (its matches are looked up by rowid); the other tests
     // are checked per candidate. The geo R*Tree is the most selective when there is one,
     // then the type index, then q.
-    let geo_box = query
-        .geo_q
-        .as_ref()
-        .and_then(|g| g.prefilter_box().map(|b| (b, g.property.clone())));
-    let q_before_type = q_before_type && query.q.is_some();
-    let type_drives = geo_box.is_none() && query.types.is_some() && !q_before_type;
-    let q_drives = geo_box.is_none() && (query.types.is_none() || q_before_type);
-    if let Some(types) = &query.types {
+    if let Some(types) = query.types.as_ref().filter(|_| from == FROM_ENTITIES) {
         sql.push_str(" AND ");
         type_sql(types, &mut sql, &mut args, !type_drives);
     }
@@ -244,7 +264,13 @@ fn selection(
         args.push(Box::new(attr));
         args.extend([min_x, max_x, min_y, max_y].map(|v| Box::new(v) as Box<dyn ToSql>));
     }
-    (sql, args, exact)
+    Selection {
+        from,
+        filter: sql,
+        args,
+        exact,
+        order,
+    }
 }
 
 /// A membership test of `e` in an index table: as `rowid IN (...)` when that index
@@ -376,10 +402,10 @@ pub fn page(
 ) -> Result<(Vec<Entity>, Option<u64>)> {
     let keep = query.limit > 0;
     let q_first = q_more_selective(conn, query)?;
-    let (filter, args, exact) = selection(query, tenant, now, q_first);
-    if exact {
+    let sel = selection(query, tenant, now, q_first);
+    if sel.exact {
         let items = if keep {
-            select_exact(conn, &filter, args, query)?
+            select_exact(conn, sel, query)?
         } else {
             Vec::new()
         };
@@ -391,19 +417,20 @@ pub fn page(
         return Ok((items, total));
     }
     if let Some(geo) = decided_by_boxes(query) {
-        return near_scan(conn, &filter, args, geo, query, keep);
+        return near_scan(conn, sel, geo, query, keep);
     }
-    scan(conn, &filter, args, query, keep)
+    scan(conn, sel, query, keep)
 }
 
-fn select_exact(
-    conn: &Connection,
-    filter: &str,
-    mut args: Vec<Box<dyn ToSql>>,
-    query: &EntityQuery,
-) -> Result<Vec<Entity>> {
-    let sql =
-        format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid LIMIT ? OFFSET ?");
+fn select_exact(conn: &Connection, sel: Selection, query: &EntityQuery) -> Result<Vec<Entity>> {
+    let Selection {
+        from,
+        filter,
+        mut args,
+        order,
+        ..
+    } = sel;
+    let sql = format!("SELECT e.doc FROM {from} WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?");
     args.push(Box::new(query.limit as i64));
     args.push(Box::new(query.offset as i64));
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
@@ -424,12 +451,12 @@ fn count_exact(
     now: &str,
     q_first: bool,
 ) -> Result<u64> {
-    let (filter, args, _) = selection(query, tenant, now, q_first);
-    let sql = format!("SELECT COUNT(*) FROM entities e WHERE {filter}");
+    let sel = selection(query, tenant, now, q_first);
+    let sql = format!("SELECT COUNT(*) FROM {} WHERE {}", sel.from, sel.filter);
     let n: i64 = conn
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+            s.query_row(params_from_iter(sel.args.iter().map(|a| a.as_ref())), |r| {
                 r.get(0)
             })
         })
@@ -442,15 +469,17 @@ fn count_exact(
 /// Without a count, it stops as soon as the page is full.
 fn scan(
     conn: &Connection,
-    filter: &str,
-    args: Vec<Box<dyn ToSql>>,
+    sel: Selection,
     query: &EntityQuery,
     keep: bool,
 ) -> Result<(Vec<Entity>, Option<u64>)> {
-    let sql = format!("SELECT e.doc FROM entities e WHERE {filter} ORDER BY e.rowid");
+    let sql = format!(
+        "SELECT e.doc FROM {} WHERE {} ORDER BY {}",
+        sel.from, sel.filter, sel.order
+    );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
-        .query(params_from_iter(args.iter().map(|a| a.as_ref())))
+        .query(params_from_iter(sel.args.iter().map(|a| a.as_ref())))
         .map_err(db_err)?;
     let mut paging = Paging::new(query, keep);
     while let Some(row) = rows.next().map_err(db_err)? {
@@ -524,8 +553,7 @@ fn decided_by_boxes(query: &EntityQuery) -> Option<&GeoQuery> {
 /// page, and of the few candidates a box cannot decide, are read and decoded.
 fn near_scan(
     conn: &Connection,
-    filter: &str,
-    args: Vec<Box<dyn ToSql>>,
+    sel: Selection,
     geo: &GeoQuery,
     query: &EntityQuery,
     keep: bool,
@@ -537,10 +565,13 @@ fn near_scan(
         "SELECT e.rowid, g.min_x, g.max_x, g.min_y, g.max_y,
                 instr(e.doc, '\"expiresAt\"') = 0
                   AND json_array_length(e.doc, ?) = (SELECT COUNT(*) FROM geo_rows c WHERE c.entity = e.rowid AND c.attr = r.attr)
-         FROM entities e
+         FROM {from}
          JOIN geo_rows r ON r.entity = e.rowid AND r.attr = (SELECT id FROM names WHERE name = ?)
          JOIN geo_index g ON g.rid = r.rid
-         WHERE {filter} ORDER BY e.rowid"
+         WHERE {filter} ORDER BY {order}",
+        from = sel.from,
+        filter = sel.filter,
+        order = sel.order,
     );
     let head: [Box<dyn ToSql>; 2] = [
         Box::new(format!("$.attrs.\"{}\"", geo.property)),
@@ -549,7 +580,7 @@ fn near_scan(
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
         .query(params_from_iter(
-            head.iter().chain(args.iter()).map(|a| a.as_ref()),
+            head.iter().chain(sel.args.iter()).map(|a| a.as_ref()),
         ))
         .map_err(db_err)?;
     let mut paging = Paging::new(query, keep);
@@ -630,24 +661,24 @@ pub fn select_ids(
     query: &EntityQuery,
     now: &str,
 ) -> Result<Vec<String>> {
-    if !selection(query, tenant, now, false).2 {
+    let sel = selection(query, tenant, now, false);
+    if !sel.exact {
         let all = EntityQuery {
             limit: usize::MAX,
             offset: 0,
             ..query.clone()
         };
-        let (filter, args, _) = selection(&all, tenant, now, false);
-        return Ok(scan(conn, &filter, args, &all, true)?
+        let sel = selection(&all, tenant, now, false);
+        return Ok(scan(conn, sel, &all, true)?
             .0
             .into_iter()
             .map(|e| e.id)
             .collect());
     }
-    let (filter, args, _) = selection(query, tenant, now, false);
-    let sql = format!("SELECT e.id FROM entities e WHERE {filter}");
+    let sql = format!("SELECT e.id FROM {} WHERE {}", sel.from, sel.filter);
     let mut stmt = conn.prepare(&sql).map_err(db_err)?;
     let ids = stmt
-        .query_map(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+        .query_map(params_from_iter(sel.args.iter().map(|a| a.as_ref())), |r| {
             r.get::<_, String>(0)
         })
         .map_err(db_err)?
