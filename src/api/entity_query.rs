@@ -17,6 +17,7 @@ use crate::ngsi::geo::GeoQuery;
 use crate::ngsi::ids::validate_uri;
 use crate::ngsi::operations::UpdateReport;
 use crate::ngsi::query::{EntityQuery, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::ngsi::render_stored;
 use crate::ngsi::scope::ScopeQuery;
 use crate::ngsi::time;
 use crate::ngsi::type_expr::TypeExpr;
@@ -408,6 +409,50 @@ async fn run_query(
         q.limit = i64::MAX as usize;
         q.offset = 0;
     }
+    let join = super::join::Join::from_params(&params)?;
+    // The common page (normalized, no join, no sorting) is rendered straight from the
+    // stored documents when the store hands them out.
+    if order.is_none()
+        && join.is_none()
+        && media != MediaType::GeoJson
+        && render_stored::renders(&opts)
+    {
+        if let Some(page) = state.store.query_documents(&tenant, &q).await? {
+            if page.items.is_empty() && page.total.unwrap_or(0) == 0 {
+                ensure_tenant(state, &tenant).await?;
+            }
+            let context_member =
+                (media == MediaType::JsonLd).then(|| response::context_member(&ctx));
+            let now = time::parse(&time::now()).map_err(NgsiError::internal)?;
+            let mut text =
+                Vec::with_capacity(page.items.iter().map(String::len).sum::<usize>() + 2);
+            text.push(b'[');
+            for (i, doc) in page.items.iter().enumerate() {
+                if i > 0 {
+                    text.push(b',');
+                }
+                render_stored::render_document(
+                    doc,
+                    &ctx,
+                    &opts,
+                    &now,
+                    context_member.as_deref(),
+                    &mut text,
+                )?;
+            }
+            text.push(b']');
+            return Ok(page_response(
+                req,
+                &q,
+                media,
+                &ctx,
+                page.total,
+                page.items.len(),
+                page.total,
+                text,
+            ));
+        }
+    }
     let mut page = state.store.query(&tenant, &q).await?;
     let mut selected = page.total;
     if let Some(order) = &order {
@@ -422,7 +467,7 @@ async fn run_query(
     if page.items.is_empty() && page.total.unwrap_or(0) == 0 {
         ensure_tenant(state, &tenant).await?;
     }
-    let body = if let Some((join, level)) = super::join::Join::from_params(&params)? {
+    let body = if let Some((join, level)) = join {
         Value::Array(
             super::join::render(state, &tenant, &page.items, &ctx, &opts, media, join, level)
                 .await?,
@@ -450,14 +495,39 @@ async fn run_query(
         )
     };
     let text = serde_json::to_string(&body).map_err(NgsiError::internal)?;
-    let mut b = response::builder(StatusCode::OK, media, &ctx);
-    if let Some(total) = page.total {
+    Ok(page_response(
+        req,
+        &q,
+        media,
+        &ctx,
+        page.total,
+        page.items.len(),
+        selected,
+        text,
+    ))
+}
+
+/// A page of entities with its count and paging links. `selected`: how many entities
+/// the whole selection holds, when known.
+#[allow(clippy::too_many_arguments)]
+fn page_response(
+    req: &HttpRequest,
+    q: &EntityQuery,
+    media: MediaType,
+    ctx: &ActiveContext,
+    total: Option<u64>,
+    returned: usize,
+    selected: Option<u64>,
+    body: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
+    let mut b = response::builder(StatusCode::OK, media, ctx);
+    if let Some(total) = total {
         b.insert_header(("NGSILD-Results-Count", total.to_string()));
     }
-    for link in paging_links(req, &q, page.items.len(), selected, media.as_str()) {
+    for link in paging_links(req, q, returned, selected, media.as_str()) {
         b.append_header(("Link", link));
     }
-    Ok(b.body(text))
+    b.body(body)
 }
 
 /// `Link` headers to the previous and next pages (clause 6.3.19 / RFC 8288).

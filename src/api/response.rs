@@ -26,6 +26,11 @@ fn context_value(ctx: &ActiveContext) -> Value {
     }
 }
 
+/// The `"@context":…` member of a JSON-LD body, as JSON text.
+pub fn context_member(ctx: &ActiveContext) -> String {
+    format!("\"@context\":{}", context_value(ctx))
+}
+
 pub fn link_header(ctx: &ActiveContext) -> String {
     link_header_for_url(&context_link_url(ctx))
 }

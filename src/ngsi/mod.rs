@@ -12,6 +12,7 @@ pub mod q;
 pub mod query;
 pub mod rename;
 pub mod render;
+pub mod render_stored;
 pub mod retention;
 pub mod scope;
 pub mod subscription;

@@ -80,6 +80,17 @@ pub trait EntityStore: Send + Sync {
 
     async fn query(&self, tenant: &Tenant, query: &EntityQuery) -> Result<QueryPage<Entity>>;
 
+    /// As `query`, with each entity as its stored document (the serde form of `Entity`)
+    /// for callers that render the text directly; `None` when this store cannot hand
+    /// documents out for less than `query` costs.
+    async fn query_documents(
+        &self,
+        _tenant: &Tenant,
+        _query: &EntityQuery,
+    ) -> Result<Option<QueryPage<String>>> {
+        Ok(None)
+    }
+
     /// The ids of every entity the query selects (ignoring paging).
     async fn ids(&self, tenant: &Tenant, query: &EntityQuery) -> Result<Vec<String>>;
 

@@ -12,7 +12,7 @@ fn db_err(e: rusqlite::Error) -> NgsiError {
     NgsiError::internal(format!("sqlite: {e}"))
 }
 
-fn decode(doc: &str) -> Result<Entity> {
+pub fn decode(doc: &str) -> Result<Entity> {
     let mut entity: Entity = serde_json::from_str(doc)
         .map_err(|e| NgsiError::internal(format!("stored entity is not readable: {e}")))?;
     entity.drop_expired_attributes(&crate::ngsi::time::now());
@@ -393,13 +393,14 @@ fn q_more_selective(conn: &Connection, query: &EntityQuery) -> Result<bool> {
     Ok(matching < wanted)
 }
 
-/// One page of a selection and, when the query asks for it, the number of matches.
+/// One page of a selection, as stored documents (see `decode`), and, when the query
+/// asks for it, the number of matches.
 pub fn page(
     conn: &Connection,
     tenant: &Tenant,
     query: &EntityQuery,
     now: &str,
-) -> Result<(Vec<Entity>, Option<u64>)> {
+) -> Result<(Vec<String>, Option<u64>)> {
     let keep = query.limit > 0;
     let q_first = q_more_selective(conn, query)?;
     let sel = selection(query, tenant, now, q_first);
@@ -422,7 +423,7 @@ pub fn page(
     scan(conn, sel, query, keep)
 }
 
-fn select_exact(conn: &Connection, sel: Selection, query: &EntityQuery) -> Result<Vec<Entity>> {
+fn select_exact(conn: &Connection, sel: Selection, query: &EntityQuery) -> Result<Vec<String>> {
     let Selection {
         from,
         filter,
@@ -441,7 +442,7 @@ fn select_exact(conn: &Connection, sel: Selection, query: &EntityQuery) -> Resul
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<String>>>()
         .map_err(db_err)?;
-    docs.iter().map(|d| decode(d)).collect()
+    Ok(docs)
 }
 
 fn count_exact(
@@ -472,7 +473,7 @@ fn scan(
     sel: Selection,
     query: &EntityQuery,
     keep: bool,
-) -> Result<(Vec<Entity>, Option<u64>)> {
+) -> Result<(Vec<String>, Option<u64>)> {
     let sql = format!(
         "SELECT e.doc FROM {} WHERE {} ORDER BY {}",
         sel.from, sel.filter, sel.order
@@ -484,8 +485,7 @@ fn scan(
     let mut paging = Paging::new(query, keep);
     while let Some(row) = rows.next().map_err(db_err)? {
         let doc: String = row.get(0).map_err(db_err)?;
-        let entity = decode(&doc)?;
-        if query.row_matches(&entity) && paging.matched(|| Ok(entity))? {
+        if query.row_matches(&decode(&doc)?) && paging.matched(|| Ok(doc))? {
             break;
         }
     }
@@ -494,7 +494,7 @@ fn scan(
 
 /// The page being filled while candidates stream by, in rowid order.
 struct Paging {
-    page: Vec<Entity>,
+    page: Vec<String>,
     matched: u64,
     offset: u64,
     limit: usize,
@@ -514,9 +514,9 @@ impl Paging {
         }
     }
 
-    /// Records one match (`entity` is only read when it belongs to the page); true once
-    /// nothing more is needed.
-    fn matched(&mut self, entity: impl FnOnce() -> Result<Entity>) -> Result<bool> {
+    /// Records one match (its document is only read when it belongs to the page); true
+    /// once nothing more is needed.
+    fn matched(&mut self, entity: impl FnOnce() -> Result<String>) -> Result<bool> {
         if self.keep && self.matched >= self.offset && self.page.len() < self.limit {
             self.page.push(entity()?);
         }
@@ -524,7 +524,7 @@ impl Paging {
         Ok(!self.count && (!self.keep || self.page.len() >= self.limit))
     }
 
-    fn finish(self) -> (Vec<Entity>, Option<u64>) {
+    fn finish(self) -> (Vec<String>, Option<u64>) {
         let total = self.count.then_some(self.matched);
         (self.page, total)
     }
@@ -557,7 +557,7 @@ fn near_scan(
     geo: &GeoQuery,
     query: &EntityQuery,
     keep: bool,
-) -> Result<(Vec<Entity>, Option<u64>)> {
+) -> Result<(Vec<String>, Option<u64>)> {
     // A box stands for its instance only when every instance of the attribute has one
     // (instances without a box, a non-GeoProperty say, are checked on the document) and
     // no instance may have expired (`decode` drops those): otherwise the document decides.
@@ -617,8 +617,8 @@ fn near_scan(
                 Some(false) => false,
                 Some(true) => paging.matched(|| load_rowid(conn, rowid))?,
                 None => {
-                    let entity = load_rowid(conn, rowid)?;
-                    query.row_matches(&entity) && paging.matched(|| Ok(entity))?
+                    let doc = load_rowid(conn, rowid)?;
+                    query.row_matches(&decode(&doc)?) && paging.matched(|| Ok(doc))?
                 }
             };
             if done {
@@ -647,12 +647,10 @@ fn by_boxes(geo: &GeoQuery, boxes: &[[f64; 4]]) -> Option<bool> {
 }
 
 /// The document at a rowid, read inside the caller's statement (same snapshot).
-fn load_rowid(conn: &Connection, rowid: i64) -> Result<Entity> {
-    let doc: String = conn
-        .prepare_cached("SELECT doc FROM entities WHERE rowid = ?1")
+fn load_rowid(conn: &Connection, rowid: i64) -> Result<String> {
+    conn.prepare_cached("SELECT doc FROM entities WHERE rowid = ?1")
         .and_then(|mut s| s.query_row([rowid], |r| r.get(0)))
-        .map_err(db_err)?;
-    decode(&doc)
+        .map_err(db_err)
 }
 
 pub fn select_ids(
@@ -669,11 +667,11 @@ pub fn select_ids(
             ..query.clone()
         };
         let sel = selection(&all, tenant, now, false);
-        return Ok(scan(conn, sel, &all, true)?
+        return scan(conn, sel, &all, true)?
             .0
-            .into_iter()
-            .map(|e| e.id)
-            .collect());
+            .iter()
+            .map(|doc| decode(doc).map(|e| e.id))
+            .collect();
     }
     let sql = format!("SELECT e.id FROM {} WHERE {}", sel.from, sel.filter);
     let mut stmt = conn.prepare(&sql).map_err(db_err)?;

@@ -65,7 +65,15 @@ pub(crate) fn db_err(e: rusqlite::Error) -> NgsiError {
     NgsiError::internal(format!("sqlite: {e}"))
 }
 
+/// Settings and functions every connection needs.
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    // Plans must not depend on bound values: otherwise a statement whose plan looked at
+    // a parameter (any `LIMIT ?`) is expired by every new binding and compiled again on
+    // each use, cached or not.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.create_scalar_function(
         "regexp",
         2,
@@ -303,8 +311,26 @@ impl EntityStore for Sqlite {
         let (tenant, query) = (tenant.clone(), query.clone());
         self.0
             .read(move |conn| {
-                let (items, total) = entities::page(conn, &tenant, &query, &time::now())?;
+                let (docs, total) = entities::page(conn, &tenant, &query, &time::now())?;
+                let items = docs
+                    .iter()
+                    .map(|d| entities::decode(d))
+                    .collect::<Result<_>>()?;
                 Ok(QueryPage { items, total })
+            })
+            .await
+    }
+
+    async fn query_documents(
+        &self,
+        tenant: &Tenant,
+        query: &EntityQuery,
+    ) -> Result<Option<QueryPage<String>>> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.0
+            .read(move |conn| {
+                let (items, total) = entities::page(conn, &tenant, &query, &time::now())?;
+                Ok(Some(QueryPage { items, total }))
             })
             .await
     }
