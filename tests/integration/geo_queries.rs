@@ -1228,3 +1228,47 @@ async fn geojson_context_in_body_unless_prefer_body_json() {
     assert_eq!(r.json()["type"], "Feature");
     assert!(r.json().get("@context").is_none(), "{}", r.text);
 }
+
+/// A `near` query whose box holds many candidates checks them in chunks, in entity
+/// order: pages and the count agree with the matches whichever chunk they fall in.
+#[tokio::test]
+async fn near_pages_through_many_candidates_in_entity_order() {
+    let api = api();
+    // Even-numbered bins about 100 m from the Vieux-Port, odd ones 2 km north.
+    let bins: Vec<Value> = (0..700)
+        .map(|n| {
+            let lat = if n % 2 == 0 { 43.2960 } else { 43.3131 };
+            json!({ "id": format!("urn:ngsi-ld:Bin:{n:04}"), "type": "Bin",
+                    "location": { "type": "GeoProperty",
+                                  "value": { "type": "Point", "coordinates": [5.3698, lat] } } })
+        })
+        .collect();
+    let r = api
+        .post("/entityOperations/create", &Value::Array(bins))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let params = [
+        ("type", "Bin"),
+        ("georel", "near;maxDistance==500"),
+        ("geometry", "Point"),
+        ("coordinates", "[5.3698,43.2951]"),
+        ("limit", "100"),
+        ("offset", "250"),
+        ("count", "true"),
+    ];
+    let r = get(&api, &params).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("NGSILD-Results-Count").as_deref(), Some("350"));
+    let ids: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {}", r.text))
+        .iter()
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .collect();
+    let want: Vec<String> = (500..700)
+        .step_by(2)
+        .map(|n| format!("urn:ngsi-ld:Bin:{n:04}"))
+        .collect();
+    assert_eq!(ids, want);
+}

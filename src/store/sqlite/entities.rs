@@ -188,6 +188,18 @@ const FROM_ENTITIES: &str = "entities e";
 const FROM_TYPE_RANGE: &str = "entity_types dt CROSS JOIN entities e";
 
 fn selection(query: &EntityQuery, tenant: &Tenant, now: &str, q_before_type: bool) -> Selection {
+    selection_with(query, tenant, now, q_before_type, true)
+}
+
+/// `geo_in_sql`: false when the caller decides the geo-query itself, candidate by
+/// candidate (the other tests are then all per candidate, as the geo index drives).
+fn selection_with(
+    query: &EntityQuery,
+    tenant: &Tenant,
+    now: &str,
+    q_before_type: bool,
+    geo_in_sql: bool,
+) -> Selection {
     let mut sql = String::new();
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     let geo_box = query
@@ -254,7 +266,7 @@ fn selection(query: &EntityQuery, tenant: &Tenant, now: &str, q_before_type: boo
         args.extend(t.args);
         exact &= t.exact;
     }
-    if let Some(b) = geo_box {
+    if let Some(b) = geo_box.filter(|_| geo_in_sql) {
         let ([min_x, max_x, min_y, max_y], attr) = b;
         sql.push_str(
             " AND e.rowid IN (SELECT r.entity FROM geo_index g JOIN geo_rows r ON r.rid = g.rid
@@ -418,6 +430,11 @@ pub fn page(
         return Ok((items, total));
     }
     if let Some(geo) = decided_by_boxes(query) {
+        let candidates = near_candidates(conn, geo)?;
+        if let Some(candidates) = candidates {
+            let per_candidate = selection_with(query, tenant, now, false, false);
+            return near_in_entity_order(conn, per_candidate, candidates, query, keep);
+        }
         return near_scan(conn, sel, geo, query, keep);
     }
     scan(conn, sel, query, keep)
@@ -539,14 +556,8 @@ fn decided_by_boxes(query: &EntityQuery) -> Option<&GeoQuery> {
         .q
         .as_ref()
         .is_none_or(|q| super::q_sql::translate(q, true).exact);
-    // The property goes into a JSON path: only names that need no escaping there.
-    let plain_name = !geo.property.contains(['"', '\\']);
-    (query.scope_q.is_none()
-        && q_exact
-        && plain_name
-        && geo.prefilter_box().is_some()
-        && geo.decides_by_box())
-    .then_some(geo)
+    (query.scope_q.is_none() && q_exact && geo.prefilter_box().is_some() && geo.decides_by_box())
+        .then_some(geo)
 }
 
 /// A `near` query decided on the candidates' R*Tree boxes: only the documents of the
@@ -560,11 +571,10 @@ fn near_scan(
 ) -> Result<(Vec<String>, Option<u64>)> {
     // A box stands for its instance only when every instance of the attribute has one
     // (instances without a box, a non-GeoProperty say, are checked on the document) and
-    // no instance may have expired (`decode` drops those): otherwise the document decides.
+    // no instance may expire (`decode` drops expired ones): the row's `decisive` flag,
+    // kept by the value index. Otherwise the document decides.
     let sql = format!(
-        "SELECT e.rowid, g.min_x, g.max_x, g.min_y, g.max_y,
-                instr(e.doc, '\"expiresAt\"') = 0
-                  AND json_array_length(e.doc, ?) = (SELECT COUNT(*) FROM geo_rows c WHERE c.entity = e.rowid AND c.attr = r.attr)
+        "SELECT e.rowid, g.min_x, g.max_x, g.min_y, g.max_y, r.decisive
          FROM {from}
          JOIN geo_rows r ON r.entity = e.rowid AND r.attr = (SELECT id FROM names WHERE name = ?)
          JOIN geo_index g ON g.rid = r.rid
@@ -573,10 +583,7 @@ fn near_scan(
         filter = sel.filter,
         order = sel.order,
     );
-    let head: [Box<dyn ToSql>; 2] = [
-        Box::new(format!("$.attrs.\"{}\"", geo.property)),
-        Box::new(geo.property.clone()),
-    ];
+    let head: [Box<dyn ToSql>; 1] = [Box::new(geo.property.clone())];
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
         .query(params_from_iter(
@@ -627,6 +634,129 @@ fn near_scan(
         }
         if current.is_none() {
             break;
+        }
+    }
+    Ok(paging.finish())
+}
+
+/// Most R*Tree candidates a `near` query sorts in memory (about 40 bytes each); beyond,
+/// SQL orders them and every candidate's entity row is read.
+const MAX_NEAR_CANDIDATES: usize = 100_000;
+
+/// What the boxes say of one entity: surely a match, or only its document can tell.
+enum NearVerdict {
+    Sure,
+    ReadDocument,
+}
+
+/// The entities a `near` query's boxes leave, in entity order: the R*Tree candidates of
+/// every tenant are sorted in memory (integers and boxes, no entity row read), those the
+/// boxes rule out are dropped. `None` when there are too many to sort here.
+fn near_candidates(conn: &Connection, geo: &GeoQuery) -> Result<Option<Vec<(i64, NearVerdict)>>> {
+    let Some([min_x, max_x, min_y, max_y]) = geo.prefilter_box() else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT r.entity, g.min_x, g.max_x, g.min_y, g.max_y, r.decisive
+             FROM geo_index g JOIN geo_rows r ON r.rid = g.rid
+             WHERE r.attr = (SELECT id FROM names WHERE name = ?1)
+               AND g.max_x >= ?2 AND g.min_x <= ?3 AND g.max_y >= ?4 AND g.min_y <= ?5
+             LIMIT ?6",
+        )
+        .map_err(db_err)?;
+    let mut rows = stmt
+        .query(params![
+            geo.property,
+            min_x,
+            max_x,
+            min_y,
+            max_y,
+            (MAX_NEAR_CANDIDATES + 1) as i64
+        ])
+        .map_err(db_err)?;
+    let mut boxes: Vec<(i64, [f64; 4], bool)> = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        boxes.push((
+            r.get(0).map_err(db_err)?,
+            [
+                r.get(1).map_err(db_err)?,
+                r.get(2).map_err(db_err)?,
+                r.get(3).map_err(db_err)?,
+                r.get(4).map_err(db_err)?,
+            ],
+            r.get(5).map_err(db_err)?,
+        ));
+    }
+    if boxes.len() > MAX_NEAR_CANDIDATES {
+        return Ok(None);
+    }
+    boxes.sort_by_key(|(entity, ..)| *entity);
+    let mut out = Vec::new();
+    for rows in boxes.chunk_by(|a, b| a.0 == b.0) {
+        // `decisive` is the same on every row of an attribute.
+        let verdict = if rows.iter().all(|(_, _, decisive)| *decisive) {
+            let b: Vec<[f64; 4]> = rows.iter().map(|(_, b, _)| *b).collect();
+            by_boxes(geo, &b)
+        } else {
+            None
+        };
+        match verdict {
+            Some(false) => {}
+            Some(true) => out.push((rows[0].0, NearVerdict::Sure)),
+            None => out.push((rows[0].0, NearVerdict::ReadDocument)),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Checks the candidates of `near_candidates` in entity order against the rest of the
+/// selection until the page is full (or all of them, for a count). Candidates go to SQL
+/// in chunks, so that the per-candidate tests (type lists, q) are set up once per chunk.
+fn near_in_entity_order(
+    conn: &Connection,
+    sel: Selection,
+    candidates: Vec<(i64, NearVerdict)>,
+    query: &EntityQuery,
+    keep: bool,
+) -> Result<(Vec<String>, Option<u64>)> {
+    debug_assert_eq!(sel.from, FROM_ENTITIES);
+    let mut paging = Paging::new(query, keep);
+    let mut chunk_size = 256;
+    let mut rest = candidates.as_slice();
+    while !rest.is_empty() {
+        let (chunk, next) = rest.split_at(chunk_size.min(rest.len()));
+        rest = next;
+        chunk_size = (chunk_size * 2).min(8192);
+        // Rowids from our own index, spliced as integers; the user's values stay bound.
+        let list = chunk
+            .iter()
+            .map(|(rowid, _)| rowid.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT e.rowid, e.doc FROM entities e WHERE e.rowid IN ({list}) AND {} ORDER BY e.rowid",
+            sel.filter
+        );
+        let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+        let mut rows = stmt
+            .query(params_from_iter(sel.args.iter().map(|a| a.as_ref())))
+            .map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let rowid: i64 = row.get(0).map_err(db_err)?;
+            let doc: String = row.get(1).map_err(db_err)?;
+            let verdict = chunk
+                .binary_search_by_key(&rowid, |(r, _)| *r)
+                .ok()
+                .map(|i| &chunk[i].1);
+            let matches = match verdict {
+                Some(NearVerdict::Sure) => true,
+                Some(NearVerdict::ReadDocument) => query.row_matches(&decode(&doc)?),
+                None => false,
+            };
+            if matches && paging.matched(|| Ok(doc))? {
+                return Ok(paging.finish());
+            }
         }
     }
     Ok(paging.finish())

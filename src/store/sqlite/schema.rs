@@ -13,9 +13,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("migrations/0007_history_read_from_index.sql"),
     ),
+    (8, include_str!("migrations/0008_decisive_geo_rows.sql")),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, i64::MAX)
+}
+
+/// Applies the migrations not yet applied, up to version `last`.
+fn migrate_to(conn: &mut Connection, last: i64) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
@@ -24,7 +30,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         [],
         |r| r.get(0),
     )?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v > current && *v <= last)
+    {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(
@@ -40,4 +49,49 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tracing::info!(version, "applied SQLite migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{params, Connection};
+
+    use super::migrate_to;
+
+    /// Geo rows stored before version 8 are marked decisive only when every instance
+    /// of their attribute has a box and none expires.
+    #[test]
+    fn version_8_marks_the_boxes_that_stand_for_their_attribute() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        migrate_to(&mut conn, 7).expect("migrations 1 to 7");
+        let point = r#"{"type":"GeoProperty","value":{"type":"Point","coordinates":[5.37,43.29]}}"#;
+        let doc = format!(
+            r#"{{"id":"urn:a","type":["T"],"createdAt":"x","modifiedAt":"x","attrs":{{
+                "urn:plain":[{point}],
+                "urn:expiring":[{{"type":"GeoProperty","value":{{"type":"Point","coordinates":[5,43]}},"expiresAt":"2999-01-01T00:00:00Z"}}],
+                "urn:mixed":[{point},{{"type":"Property","value":1,"datasetId":"urn:d"}}]}}}}"#
+        );
+        conn.execute(
+            "INSERT INTO entities (tenant, id, doc, created_at, modified_at) VALUES ('', 'urn:a', ?1, 'x', 'x')",
+            [&doc],
+        )
+        .expect("entity row");
+        for (id, name) in [(1, "urn:plain"), (2, "urn:expiring"), (3, "urn:mixed")] {
+            conn.execute(
+                "INSERT INTO names (id, name) VALUES (?1, ?2)",
+                params![id, name],
+            )
+            .expect("name");
+            conn.execute("INSERT INTO geo_rows (entity, attr) VALUES (1, ?1)", [id])
+                .expect("geo row");
+        }
+        migrate_to(&mut conn, 8).expect("migration 8");
+        let decisive: Vec<(i64, bool)> = conn
+            .prepare("SELECT attr, decisive FROM geo_rows ORDER BY attr")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .expect("geo rows");
+        assert_eq!(decisive, vec![(1, true), (2, false), (3, false)]);
+    }
 }

@@ -65,6 +65,12 @@ fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) 
         .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
         .map_err(db_err)?;
     let mut values = 0usize;
+    // Whether the boxes of this attribute decide a `near` query without its document.
+    let decisive = instances.iter().all(|i| {
+        i.get("type").and_then(Value::as_str) == Some(attribute::GEO_PROPERTY)
+            && !i.contains_key("expiresAt")
+            && i.get("value").and_then(bounding_box).is_some()
+    });
     for inst in instances {
         let kind = inst
             .get("type")
@@ -76,7 +82,7 @@ fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) 
             attribute::VOCAB_PROPERTY => inst.get("vocab"),
             attribute::GEO_PROPERTY => {
                 if let Some(bbox) = inst.get("value").and_then(bounding_box) {
-                    insert_geo(conn, row, attr, bbox)?;
+                    insert_geo(conn, row, attr, bbox, decisive)?;
                 }
                 None
             }
@@ -111,9 +117,9 @@ fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) 
     Ok(())
 }
 
-fn insert_geo(conn: &Connection, row: i64, attr: i64, b: [f64; 4]) -> Result<()> {
-    conn.prepare_cached("INSERT INTO geo_rows (entity, attr) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![row, attr]))
+fn insert_geo(conn: &Connection, row: i64, attr: i64, b: [f64; 4], decisive: bool) -> Result<()> {
+    conn.prepare_cached("INSERT INTO geo_rows (entity, attr, decisive) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![row, attr, decisive]))
         .map_err(db_err)?;
     let rid = conn.last_insert_rowid();
     conn.prepare_cached(
