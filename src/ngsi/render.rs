@@ -41,6 +41,27 @@ impl RenderOptions {
         self.attrs.as_ref().is_none_or(|a| a.contains(name)) && !self.omit.contains(name)
     }
 
+    /// Whether an entity member (`id`, `type`, `scope`) is shown (`pick`/`omit`).
+    pub fn shows_member(&self, member: &str) -> bool {
+        self.picked_members
+            .as_ref()
+            .is_none_or(|p| p.contains(member))
+            && !self.omit.contains(member)
+    }
+
+    /// Whether `scope` is shown: with a projection, only if it was asked for by name.
+    pub fn shows_scope(&self) -> bool {
+        let projected_out = self
+            .attrs
+            .as_ref()
+            .is_some_and(|a| !a.iter().any(|n| n.ends_with("/scope") || n == "scope"))
+            && !self
+                .picked_members
+                .as_ref()
+                .is_some_and(|p| p.contains("scope"));
+        self.shows_member("scope") && !projected_out
+    }
+
     /// The options for an entity linked through `relationship`: its nested projection
     /// if one was given, otherwise no projection; the representation stays the same.
     pub fn for_linked(&self, relationship: &str) -> RenderOptions {
@@ -58,13 +79,10 @@ impl RenderOptions {
 
 pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> Map<String, Value> {
     let mut out = Map::new();
-    let member_shown = |m: &str| {
-        opts.picked_members.as_ref().is_none_or(|p| p.contains(m)) && !opts.omit.contains(m)
-    };
-    if member_shown("id") {
+    if opts.shows_member("id") {
         out.insert("id".into(), Value::String(e.id.clone()));
     }
-    if member_shown("type") {
+    if opts.shows_member("type") {
         let types: Vec<Value> = e
             .types
             .iter()
@@ -80,16 +98,7 @@ pub fn render_entity(e: &Entity, ctx: &ActiveContext, opts: &RenderOptions) -> M
         );
     }
     if let Some(scope) = &e.scope {
-        // With a projection, scope shows only if it was asked for by name.
-        let projected_out = opts
-            .attrs
-            .as_ref()
-            .is_some_and(|a| !a.iter().any(|n| n.ends_with("/scope") || n == "scope"))
-            && !opts
-                .picked_members
-                .as_ref()
-                .is_some_and(|p| p.contains("scope"));
-        if member_shown("scope") && !projected_out {
+        if opts.shows_scope() {
             let v: Vec<Value> = scope.iter().cloned().map(Value::String).collect();
             out.insert(
                 "scope".into(),
@@ -228,7 +237,7 @@ fn key_value(
     }
 }
 
-fn compact_vocab(v: &Value, ctx: &ActiveContext) -> Value {
+pub(crate) fn compact_vocab(v: &Value, ctx: &ActiveContext) -> Value {
     match v {
         Value::String(s) => Value::String(ctx.compact(s)),
         Value::Array(items) => Value::Array(items.iter().map(|i| compact_vocab(i, ctx)).collect()),

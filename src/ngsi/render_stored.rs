@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::attribute;
-use super::render::{Format, RenderOptions};
+use super::render::{compact_vocab, Format, RenderOptions};
 use super::time;
 use crate::error::{NgsiError, Result};
 use crate::jsonld::ActiveContext;
@@ -44,27 +44,16 @@ pub fn render_document(
     let stored: StoredEntity = serde_json::from_str(doc)
         .map_err(|e| NgsiError::internal(format!("stored entity is not readable: {e}")))?;
     let mut obj = ObjectWriter::new(out);
-    let member_shown = |m: &str| {
-        opts.picked_members.as_ref().is_none_or(|p| p.contains(m)) && !opts.omit.contains(m)
-    };
-    if member_shown("id") {
+    if opts.shows_member("id") {
         obj.key("id");
         write_str(obj.out, &stored.id.0);
     }
-    if member_shown("type") {
+    if opts.shows_member("type") {
         obj.key("type");
         write_strings(obj.out, stored.types.iter().map(|t| ctx.compact(&t.0)));
     }
     if let Some(scope) = &stored.scope {
-        let projected_out = opts
-            .attrs
-            .as_ref()
-            .is_some_and(|a| !a.iter().any(|n| n.ends_with("/scope") || n == "scope"))
-            && !opts
-                .picked_members
-                .as_ref()
-                .is_some_and(|p| p.contains("scope"));
-        if member_shown("scope") && !projected_out {
+        if opts.shows_scope() {
             obj.key("scope");
             write_strings(obj.out, scope.iter().map(|s| s.0.to_string()));
         }
@@ -148,14 +137,6 @@ fn write_attribute(
     }
     obj.close();
     Ok(())
-}
-
-fn compact_vocab(v: &Value, ctx: &ActiveContext) -> Value {
-    match v {
-        Value::String(s) => Value::String(ctx.compact(s)),
-        Value::Array(items) => Value::Array(items.iter().map(|i| compact_vocab(i, ctx)).collect()),
-        other => other.clone(),
-    }
 }
 
 /// An instance whose `expiresAt` has passed is gone (clause 4.3.x transient attributes).
@@ -286,14 +267,26 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// An object's members in document order, values left as JSON text.
-struct Members<'a>(Vec<(Text<'a>, &'a RawValue)>);
+/// An object's members in document order, each value read as `V`.
+struct Ordered<'a, V>(Vec<(Text<'a>, V)>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+/// An attribute instance's members, values left as JSON text.
+type Members<'a> = Ordered<'a, &'a RawValue>;
+
+/// `attrs`: attribute name → its instances, in document order.
+type Attrs<'a> = Ordered<'a, Vec<Members<'a>>>;
+
+impl<V> Default for Ordered<'_, V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Ordered<'a, V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members<'de>;
+        struct OrderedVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for OrderedVisitor<V> {
+            type Value = Ordered<'de, V>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object")
             }
@@ -302,40 +295,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
                 mut map: M,
             ) -> std::result::Result<Self::Value, M::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(entry) = map.next_entry::<Text<'de>, &'de RawValue>()? {
+                while let Some(entry) = map.next_entry::<Text<'de>, V>()? {
                     members.push(entry);
                 }
-                Ok(Members(members))
+                Ok(Ordered(members))
             }
         }
-        d.deserialize_map(MembersVisitor)
-    }
-}
-
-/// `attrs`: attribute name → its instances, in document order.
-#[derive(Default)]
-struct Attrs<'a>(Vec<(Text<'a>, Vec<Members<'a>>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Attrs<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct AttrsVisitor;
-        impl<'de> Visitor<'de> for AttrsVisitor {
-            type Value = Attrs<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of attribute instances")
-            }
-            fn visit_map<M: MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> std::result::Result<Self::Value, M::Error> {
-                let mut attrs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(name) = map.next_key::<Text<'de>>()? {
-                    attrs.push((name, map.next_value::<Vec<Members<'de>>>()?));
-                }
-                Ok(Attrs(attrs))
-            }
-        }
-        d.deserialize_map(AttrsVisitor)
+        d.deserialize_map(OrderedVisitor(std::marker::PhantomData))
     }
 }
 

@@ -645,6 +645,15 @@ impl Api {
 }
 
 /// Path of an entity.
+/// The ids of an array of entities, in answer order.
+pub fn ids(body: &Value) -> Vec<String> {
+    body.as_array()
+        .unwrap_or_else(|| panic!("array expected: {body}"))
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
 pub fn ent(id: &str) -> String {
     format!("/entities/{id}")
 }

@@ -959,14 +959,6 @@ async fn many_containers(api: &Api) -> Vec<String> {
         .collect()
 }
 
-fn ids(body: &Value) -> Vec<String> {
-    body.as_array()
-        .unwrap_or_else(|| panic!("array expected: {body}"))
-        .iter()
-        .map(|e| e["id"].as_str().expect("id").to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn paging_with_limit_offset_walks_everything_once() {
     let api = api();

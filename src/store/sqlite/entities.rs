@@ -177,8 +177,17 @@ struct Selection {
     args: Vec<Box<dyn ToSql>>,
     /// False when the rows are a superset to re-check in memory.
     exact: bool,
+}
+
+impl Selection {
     /// The entity order of pages (rowid), as the driving index delivers it.
-    order: &'static str,
+    fn order(&self) -> &'static str {
+        if self.from == FROM_TYPE_RANGE {
+            "dt.entity"
+        } else {
+            "e.rowid"
+        }
+    }
 }
 
 const FROM_ENTITIES: &str = "entities e";
@@ -209,15 +218,15 @@ fn selection_with(
     let q_before_type = q_before_type && query.q.is_some();
     let type_drives = geo_box.is_none() && query.types.is_some() && !q_before_type;
     let q_drives = geo_box.is_none() && (query.types.is_none() || q_before_type);
-    let (from, order) = match &query.types {
+    let from = match &query.types {
         Some(TypeExpr::Type(t)) if type_drives => {
             sql.push_str(
                 "dt.type = (SELECT id FROM names WHERE name = ?) AND e.rowid = dt.entity AND ",
             );
             args.push(Box::new(t.clone()));
-            (FROM_TYPE_RANGE, "dt.entity")
+            FROM_TYPE_RANGE
         }
-        _ => (FROM_ENTITIES, "e.rowid"),
+        _ => FROM_ENTITIES,
     };
     // The unary `+` keeps SQLite from driving the query with the (tenant, id) index,
     // which would visit every entity of the tenant: the selective membership tests
@@ -281,7 +290,6 @@ fn selection_with(
         filter: sql,
         args,
         exact,
-        order,
     }
 }
 
@@ -441,14 +449,13 @@ pub fn page(
 }
 
 fn select_exact(conn: &Connection, sel: Selection, query: &EntityQuery) -> Result<Vec<String>> {
-    let Selection {
-        from,
-        filter,
-        mut args,
-        order,
-        ..
-    } = sel;
-    let sql = format!("SELECT e.doc FROM {from} WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?");
+    let sql = format!(
+        "SELECT e.doc FROM {} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+        sel.from,
+        sel.filter,
+        sel.order()
+    );
+    let mut args = sel.args;
     args.push(Box::new(query.limit as i64));
     args.push(Box::new(query.offset as i64));
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
@@ -493,7 +500,9 @@ fn scan(
 ) -> Result<(Vec<String>, Option<u64>)> {
     let sql = format!(
         "SELECT e.doc FROM {} WHERE {} ORDER BY {}",
-        sel.from, sel.filter, sel.order
+        sel.from,
+        sel.filter,
+        sel.order()
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
@@ -581,7 +590,7 @@ fn near_scan(
          WHERE {filter} ORDER BY {order}",
         from = sel.from,
         filter = sel.filter,
-        order = sel.order,
+        order = sel.order(),
     );
     let head: [Box<dyn ToSql>; 1] = [Box::new(geo.property.clone())];
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;

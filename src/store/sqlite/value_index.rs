@@ -65,24 +65,27 @@ fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) 
         .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
         .map_err(db_err)?;
     let mut values = 0usize;
+    let boxes: Vec<Option<[f64; 4]>> = instances
+        .iter()
+        .map(|i| match kind(i) {
+            attribute::GEO_PROPERTY => i.get("value").and_then(bounding_box),
+            _ => None,
+        })
+        .collect();
     // Whether the boxes of this attribute decide a `near` query without its document.
-    let decisive = instances.iter().all(|i| {
-        i.get("type").and_then(Value::as_str) == Some(attribute::GEO_PROPERTY)
-            && !i.contains_key("expiresAt")
-            && i.get("value").and_then(bounding_box).is_some()
-    });
-    for inst in instances {
-        let kind = inst
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or(attribute::PROPERTY);
+    let decisive = instances
+        .iter()
+        .zip(&boxes)
+        .all(|(i, b)| b.is_some() && !i.contains_key("expiresAt"));
+    for (inst, bbox) in instances.iter().zip(&boxes) {
+        let kind = kind(inst);
         let value = match kind {
             attribute::PROPERTY => inst.get("value"),
             attribute::RELATIONSHIP => inst.get("object"),
             attribute::VOCAB_PROPERTY => inst.get("vocab"),
             attribute::GEO_PROPERTY => {
-                if let Some(bbox) = inst.get("value").and_then(bounding_box) {
-                    insert_geo(conn, row, attr, bbox, decisive)?;
+                if let Some(bbox) = bbox {
+                    insert_geo(conn, row, attr, *bbox, decisive)?;
                 }
                 None
             }
@@ -115,6 +118,12 @@ fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) 
             .map_err(db_err)?;
     }
     Ok(())
+}
+
+fn kind(i: &Attribute) -> &str {
+    i.get("type")
+        .and_then(Value::as_str)
+        .unwrap_or(attribute::PROPERTY)
 }
 
 fn insert_geo(conn: &Connection, row: i64, attr: i64, b: [f64; 4], decisive: bool) -> Result<()> {
