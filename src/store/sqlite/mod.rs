@@ -1,6 +1,7 @@
 //! The embedded backend: one SQLite file in WAL mode, a group-committing writer thread
 //! and a small pool of reader connections.
 
+mod checkpointer;
 mod dump;
 mod entities;
 #[cfg(test)]
@@ -44,12 +45,6 @@ pub enum Durability {
     /// Survives a power cut too (fsync on every commit, synchronous=FULL).
     Power,
 }
-
-/// WAL frames between automatic checkpoints: SQLite's default. The commit that crosses
-/// it copies the WAL back while every write queued behind it waits; at 8000 frames
-/// (tried in session 3) writes were a little faster but those stalls reached ~100 ms
-/// and pushed the notification latency p99 from ~35 ms to ~80 ms.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -105,13 +100,12 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;
-             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(db_err)?;
         schema::migrate(&mut conn).map_err(db_err)?;
         register_functions(&conn).map_err(db_err)?;
-        let writer = writer::spawn(conn).map_err(NgsiError::internal)?;
+        let writer = writer::spawn(conn, path).map_err(NgsiError::internal)?;
         Ok(Self {
             path: path.to_path_buf(),
             writer,

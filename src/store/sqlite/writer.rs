@@ -2,10 +2,12 @@
 //! together share one transaction (and one fsync), each inside its own savepoint so a
 //! failing one does not undo its neighbours. Nobody is answered before the commit.
 
+use std::path::Path;
 use std::sync::mpsc;
 
 use rusqlite::Connection;
 
+use super::checkpointer::Checkpoints;
 use crate::error::{NgsiError, Result};
 
 /// Runs inside the shared transaction and returns what to do once the commit is known.
@@ -15,8 +17,10 @@ pub type Finisher = Box<dyn FnOnce(Result<()>) + Send>;
 /// Most jobs folded into one transaction: bounds the latency of the first one.
 const MAX_GROUP: usize = 512;
 
-pub fn spawn(mut conn: Connection) -> std::io::Result<mpsc::Sender<Job>> {
+/// Starts the writer thread on `conn`, the connection to the database file at `path`.
+pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel::<Job>();
+    let mut checkpoints = Checkpoints::start(&conn, path)?;
     std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || {
@@ -29,6 +33,7 @@ pub fn spawn(mut conn: Connection) -> std::io::Result<mpsc::Sender<Job>> {
                     }
                 }
                 run_group(&mut conn, jobs);
+                checkpoints.after_commit(&conn);
             }
             tracing::debug!("sqlite writer stopped");
         })?;
