@@ -93,8 +93,7 @@ fn background(path: &Path, woken: mpsc::Receiver<()>) {
         }
     };
     // Its own commits (none) must not checkpoint, and a busy database is retried later.
-    if let Err(e) = conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA busy_timeout = 0;")
-    {
+    if let Err(e) = conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA busy_timeout = 0;") {
         tracing::warn!("background checkpoints disabled: {e}");
         return;
     }

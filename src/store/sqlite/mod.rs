@@ -209,7 +209,8 @@ fn apply(
 ) -> Result<WriteResult> {
     let observer = hooks.observer.as_deref();
     let guard = hooks.guard.as_deref();
-    writer::in_savepoint(conn, |conn| {
+    // Every refusal (a missing entity, a failed check) comes before the first change.
+    writer::checked_first(conn, |conn| {
         let result = apply_op(conn, tenant, op, now, guard)?;
         if result.outcome != Outcome::Unchanged {
             crate::metrics::entity_written();

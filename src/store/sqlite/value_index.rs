@@ -13,7 +13,9 @@ fn db_err(e: rusqlite::Error) -> NgsiError {
 }
 
 /// Rewrites the index rows of the attributes that changed between `before` and `after`
-/// (`row` is the entity's rowid).
+/// (`row` is the entity's rowid), touching only the rows whose content changed: an
+/// update of one value is one `UPDATE` of one row, not a delete and insert through
+/// every index.
 pub fn update(conn: &Connection, row: i64, before: Option<&Entity>, after: &Entity) -> Result<()> {
     let mut names: Vec<&String> = after.attrs.keys().collect();
     if let Some(b) = before {
@@ -26,11 +28,132 @@ pub fn update(conn: &Connection, row: i64, before: Option<&Entity>, after: &Enti
             continue;
         }
         let attr = super::entities::name_id(conn, name)?;
-        if before.is_some() {
-            clear_attr(conn, row, attr)?;
+        let old = old.map(|instances| IndexRows::of(instances));
+        let new = new.map(|instances| IndexRows::of(instances));
+        write_values(conn, row, attr, old.as_ref(), new.as_ref())?;
+        write_geo(conn, row, attr, old.as_ref(), new.as_ref())?;
+    }
+    Ok(())
+}
+
+/// What one attribute puts in the indexes.
+struct IndexRows<'a> {
+    /// (num, txt) per scalar value; one (NULL, NULL) presence row when there is none,
+    /// because existence of an attribute is "some row for (entity, attr)". Value tests
+    /// all require `num`/`txt` to be non-NULL, so presence rows never match them.
+    values: Vec<(Option<f64>, Option<&'a str>)>,
+    /// Bounding boxes of its GeoProperty instances, and whether they decide a `near`
+    /// query without the entity's document.
+    boxes: Vec<[f64; 4]>,
+    decisive: bool,
+}
+
+impl<'a> IndexRows<'a> {
+    fn of(instances: &'a [Attribute]) -> Self {
+        let mut values = Vec::new();
+        let mut boxes = Vec::new();
+        let mut decisive = true;
+        for inst in instances {
+            let bbox = match kind(inst) {
+                attribute::GEO_PROPERTY => inst.get("value").and_then(bounding_box),
+                _ => None,
+            };
+            decisive &= bbox.is_some() && !inst.contains_key("expiresAt");
+            boxes.extend(bbox);
+            let value = match kind(inst) {
+                attribute::PROPERTY => inst.get("value"),
+                attribute::RELATIONSHIP => inst.get("object"),
+                attribute::VOCAB_PROPERTY => inst.get("vocab"),
+                _ => None,
+            };
+            let scalars = match value {
+                Some(Value::Array(items)) => items.as_slice(),
+                Some(v) => std::slice::from_ref(v),
+                None => &[],
+            };
+            values.extend(scalars.iter().filter_map(|v| match v {
+                Value::Number(n) => Some((n.as_f64(), None)),
+                Value::String(s) => Some((None, Some(s.as_str()))),
+                _ => None,
+            }));
         }
-        if let Some(instances) = new {
-            insert_attr(conn, row, attr, instances)?;
+        if values.is_empty() {
+            values.push((None, None));
+        }
+        Self {
+            values,
+            boxes,
+            decisive,
+        }
+    }
+}
+
+fn write_values(
+    conn: &Connection,
+    row: i64,
+    attr: i64,
+    old: Option<&IndexRows>,
+    new: Option<&IndexRows>,
+) -> Result<()> {
+    let old_values = old.map_or(&[][..], |o| o.values.as_slice());
+    let new_values = new.map_or(&[][..], |n| n.values.as_slice());
+    if old_values == new_values {
+        return Ok(());
+    }
+    if let ([_], [(num, txt)]) = (old_values, new_values) {
+        // Only the value indexes whose column changed are rewritten.
+        return conn
+            .prepare_cached(
+                "UPDATE attr_values SET num = ?3, txt = ?4 WHERE entity = ?1 AND attr = ?2",
+            )
+            .and_then(|mut s| s.execute(params![row, attr, num, txt]))
+            .map(|_| ())
+            .map_err(db_err);
+    }
+    if !old_values.is_empty() {
+        conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1 AND attr = ?2")
+            .and_then(|mut s| s.execute(params![row, attr]))
+            .map_err(db_err)?;
+    }
+    let mut insert = conn
+        .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(db_err)?;
+    for (num, txt) in new_values {
+        insert
+            .execute(params![attr, row, num, txt])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn write_geo(
+    conn: &Connection,
+    row: i64,
+    attr: i64,
+    old: Option<&IndexRows>,
+    new: Option<&IndexRows>,
+) -> Result<()> {
+    let geo = |rows: Option<&IndexRows>| {
+        rows.map(|r| (r.boxes.clone(), r.decisive && !r.boxes.is_empty()))
+    };
+    let (old_geo, new_geo) = (geo(old), geo(new));
+    let had_boxes = old_geo.as_ref().is_some_and(|(b, _)| !b.is_empty());
+    if old_geo == new_geo || (!had_boxes && new_geo.as_ref().is_none_or(|(b, _)| b.is_empty())) {
+        return Ok(());
+    }
+    if had_boxes {
+        for sql in [
+            "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE entity = ?1 AND attr = ?2)",
+            "DELETE FROM geo_rows WHERE entity = ?1 AND attr = ?2",
+        ] {
+            conn.prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![row, attr]))
+                .map_err(db_err)?;
+        }
+    }
+    if let Some((boxes, decisive)) = new_geo {
+        for b in boxes {
+            insert_geo(conn, row, attr, b, decisive)?;
         }
     }
     Ok(())
@@ -44,77 +167,6 @@ pub fn delete_entity(conn: &Connection, row: i64) -> Result<()> {
     ] {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([row]))
-            .map_err(db_err)?;
-    }
-    Ok(())
-}
-
-fn clear_attr(conn: &Connection, row: i64, attr: i64) -> Result<()> {
-    for sql in [
-        "DELETE FROM attr_values WHERE entity = ?1 AND attr = ?2",
-        "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE entity = ?1 AND attr = ?2)",
-        "DELETE FROM geo_rows WHERE entity = ?1 AND attr = ?2",
-    ] {
-        conn.prepare_cached(sql).and_then(|mut s| s.execute(params![row, attr])).map_err(db_err)?;
-    }
-    Ok(())
-}
-
-fn insert_attr(conn: &Connection, row: i64, attr: i64, instances: &[Attribute]) -> Result<()> {
-    let mut value_row = conn
-        .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
-        .map_err(db_err)?;
-    let mut values = 0usize;
-    let boxes: Vec<Option<[f64; 4]>> = instances
-        .iter()
-        .map(|i| match kind(i) {
-            attribute::GEO_PROPERTY => i.get("value").and_then(bounding_box),
-            _ => None,
-        })
-        .collect();
-    // Whether the boxes of this attribute decide a `near` query without its document.
-    let decisive = instances
-        .iter()
-        .zip(&boxes)
-        .all(|(i, b)| b.is_some() && !i.contains_key("expiresAt"));
-    for (inst, bbox) in instances.iter().zip(&boxes) {
-        let kind = kind(inst);
-        let value = match kind {
-            attribute::PROPERTY => inst.get("value"),
-            attribute::RELATIONSHIP => inst.get("object"),
-            attribute::VOCAB_PROPERTY => inst.get("vocab"),
-            attribute::GEO_PROPERTY => {
-                if let Some(bbox) = bbox {
-                    insert_geo(conn, row, attr, *bbox, decisive)?;
-                }
-                None
-            }
-            _ => None,
-        };
-        let scalars: Vec<&Value> = match value {
-            Some(Value::Array(items)) => items.iter().collect(),
-            Some(v) => vec![v],
-            None => Vec::new(),
-        };
-        for v in scalars {
-            let (num, txt) = match v {
-                Value::Number(n) => (n.as_f64(), None),
-                Value::String(s) => (None, Some(s.as_str())),
-                _ => continue,
-            };
-            value_row
-                .execute(params![attr, row, num, txt])
-                .map_err(db_err)?;
-            values += 1;
-        }
-    }
-    // Existence of an attribute is "some row for (entity, attr)": a value row already
-    // says it, so the presence row (num and txt NULL) is only written when there is none.
-    // Value tests all require `num`/`txt` to be non-NULL, so stores that still hold
-    // presence rows beside value rows answer exactly the same.
-    if values == 0 {
-        value_row
-            .execute(params![attr, row, None::<f64>, None::<String>])
             .map_err(db_err)?;
     }
     Ok(())
@@ -183,4 +235,80 @@ pub fn reindex_all(conn: &Connection) -> Result<()> {
         update(conn, row, None, &entity)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::update;
+    use crate::store::sqlite::{entities, schema};
+
+    fn entity(attrs: &str) -> crate::ngsi::Entity {
+        let doc = format!(
+            r#"{{"id":"urn:e","type":["T"],"createdAt":"x","modifiedAt":"x","attrs":{{{attrs}}}}}"#
+        );
+        entities::decode(&doc).expect("a stored entity document")
+    }
+
+    /// Every row of the indexes, in a comparable order.
+    fn index_rows(conn: &Connection) -> Vec<String> {
+        let mut rows: Vec<String> = conn
+            .prepare(
+                "SELECT printf('v %d %d %s %s', attr, entity, quote(num), quote(txt)) FROM attr_values
+                 UNION ALL
+                 SELECT printf('g %d %d %d %g %g %g %g', r.attr, r.entity, r.decisive, g.min_x, g.max_x, g.min_y, g.max_y)
+                 FROM geo_rows r JOIN geo_index g ON g.rid = r.rid",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("index rows");
+        rows.sort();
+        rows
+    }
+
+    /// Whatever the change, the rows left by an incremental update are exactly those a
+    /// rebuild from the new document writes.
+    #[test]
+    fn incremental_updates_leave_the_rows_a_rebuild_writes() {
+        let point = |x: f64| {
+            format!(
+                r#"{{"type":"GeoProperty","value":{{"type":"Point","coordinates":[{x},43.3]}}}}"#
+            )
+        };
+        let states = [
+            r#""urn:a":[{"type":"Property","value":1}]"#.to_string(),
+            r#""urn:a":[{"type":"Property","value":2}]"#.to_string(),
+            r#""urn:a":[{"type":"Property","value":"text"}]"#.to_string(),
+            r#""urn:a":[{"type":"Property","value":[3,"x",4]}]"#.to_string(),
+            r#""urn:a":[{"type":"Property","value":{"nested":1}}]"#.to_string(),
+            r#""urn:a":[{"type":"Relationship","object":"urn:b"}],"urn:g":[GEO1]"#.replace("GEO1", &point(5.1)),
+            r#""urn:a":[{"type":"Property","value":5},{"type":"Property","value":6,"datasetId":"urn:d"}],"urn:g":[GEO2]"#.replace("GEO2", &point(5.2)),
+            r#""urn:g":[GEO2,{"type":"Property","value":7,"datasetId":"urn:d"}]"#.replace("GEO2", &point(5.2)),
+            r#""urn:g":[{"type":"Property","value":8}]"#.to_string(),
+            String::new(),
+        ];
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        schema::migrate(&mut conn).expect("schema");
+        let mut before: Option<crate::ngsi::Entity> = None;
+        for (step, attrs) in states.iter().enumerate() {
+            let after = entity(attrs);
+            update(&conn, 1, before.as_ref(), &after).expect("incremental update");
+            let incremental = index_rows(&conn);
+
+            let mut fresh = Connection::open_in_memory().expect("in-memory database");
+            schema::migrate(&mut fresh).expect("schema");
+            for name in ["urn:a", "urn:g"] {
+                // The same name ids in both databases.
+                entities::name_id(&conn, name).expect("name");
+                entities::name_id(&fresh, name).expect("name");
+            }
+            update(&fresh, 1, None, &after).expect("rebuild");
+            assert_eq!(
+                incremental,
+                index_rows(&fresh),
+                "after step {step}: {attrs}"
+            );
+            before = Some(after);
+        }
+    }
 }

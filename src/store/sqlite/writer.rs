@@ -2,6 +2,7 @@
 //! together share one transaction (and one fsync), each inside its own savepoint so a
 //! failing one does not undo its neighbours. Nobody is answered before the commit.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -51,9 +52,14 @@ fn run_group(conn: &mut Connection, jobs: Vec<Job>) {
         return;
     }
     let finishers: Vec<Finisher> = jobs.into_iter().map(|job| job(conn)).collect();
-    let committed = conn
-        .execute_batch("COMMIT")
-        .map_err(|e| NgsiError::internal(format!("commit failed: {e}")));
+    let committed = if HALF_DONE.take() {
+        Err(NgsiError::internal(
+            "a write failed half-way; its group of writes was rolled back",
+        ))
+    } else {
+        conn.execute_batch("COMMIT")
+            .map_err(|e| NgsiError::internal(format!("commit failed: {e}")))
+    };
     if committed.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
         super::writer_cache::clear();
@@ -69,6 +75,7 @@ fn job_failed(job: Job, conn: &Connection) -> Finisher {
     let _ = conn.execute_batch("SAVEPOINT failed");
     let finish = job(conn);
     let _ = conn.execute_batch("ROLLBACK TO failed; RELEASE failed");
+    HALF_DONE.set(false);
     super::writer_cache::clear();
     finish
 }
@@ -79,6 +86,26 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.execute([]))
         .map(|_| ())
+}
+
+thread_local! {
+    /// Set when a write failed after changing rows, outside any savepoint.
+    static HALF_DONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` without a savepoint, for writes that check everything before their first
+/// change: a failure then leaves nothing to undo. Should one fail after changing rows
+/// anyway (an I/O error, a full disk), the whole group is rolled back and every write
+/// in it answered with the error, so nothing half-written is ever committed.
+///
+/// Savepoints cost SQLite a copy of every page a write touches (~8% of a batch).
+pub fn checked_first<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let changes = conn.total_changes();
+    let out = f(conn);
+    if out.is_err() && conn.total_changes() != changes {
+        HALF_DONE.set(true);
+    }
+    out
 }
 
 /// Runs `f` inside a savepoint: its changes stay if it succeeds, vanish if it fails.
@@ -94,5 +121,94 @@ pub fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
             super::writer_cache::clear();
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use rusqlite::Connection;
+
+    use super::{checked_first, run_group, Job};
+    use crate::error::NgsiError;
+
+    /// A job that inserts `value` then fails if asked to, reporting whether its group
+    /// committed.
+    fn job(
+        value: i64,
+        fail_after_insert: bool,
+        fail_before: bool,
+        done: mpsc::Sender<(i64, bool)>,
+    ) -> Job {
+        Box::new(move |conn: &Connection| {
+            let ran = checked_first(conn, |conn| {
+                if fail_before {
+                    return Err(NgsiError::internal("refused before any change"));
+                }
+                conn.execute("INSERT INTO t (v) VALUES (?1)", [value])
+                    .map_err(NgsiError::internal)?;
+                if fail_after_insert {
+                    return Err(NgsiError::internal("failed after a change"));
+                }
+                Ok(())
+            });
+            Box::new(move |committed| {
+                let _ = done.send((value, ran.is_ok() && committed.is_ok()));
+            })
+        })
+    }
+
+    fn stored(conn: &Connection) -> Vec<i64> {
+        conn.prepare("SELECT v FROM t ORDER BY v")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rows")
+    }
+
+    #[test]
+    fn a_refusal_before_any_change_leaves_its_neighbours_committed() {
+        let mut conn = Connection::open_in_memory().expect("database");
+        conn.execute_batch("CREATE TABLE t (v INTEGER)")
+            .expect("table");
+        let (tx, rx) = mpsc::channel();
+        run_group(
+            &mut conn,
+            vec![
+                job(1, false, false, tx.clone()),
+                job(2, false, true, tx.clone()),
+                job(3, false, false, tx),
+            ],
+        );
+        let mut outcomes: Vec<(i64, bool)> = rx.iter().collect();
+        outcomes.sort();
+        assert_eq!(outcomes, vec![(1, true), (2, false), (3, true)]);
+        assert_eq!(stored(&conn), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_failure_after_a_change_rolls_the_whole_group_back() {
+        let mut conn = Connection::open_in_memory().expect("database");
+        conn.execute_batch("CREATE TABLE t (v INTEGER)")
+            .expect("table");
+        let (tx, rx) = mpsc::channel();
+        run_group(
+            &mut conn,
+            vec![
+                job(1, false, false, tx.clone()),
+                job(2, true, false, tx.clone()),
+                job(3, false, false, tx),
+            ],
+        );
+        let outcomes: Vec<(i64, bool)> = rx.iter().collect();
+        assert!(outcomes.iter().all(|(_, ok)| !ok), "{outcomes:?}");
+        assert!(
+            stored(&conn).is_empty(),
+            "nothing half-written is committed"
+        );
+        // The next group starts clean.
+        let (tx, rx) = mpsc::channel();
+        run_group(&mut conn, vec![job(4, false, false, tx)]);
+        assert_eq!(rx.iter().collect::<Vec<_>>(), vec![(4, true)]);
+        assert_eq!(stored(&conn), vec![4]);
     }
 }
