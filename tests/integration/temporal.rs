@@ -1283,6 +1283,29 @@ async fn deleting_the_entity_keeps_history_until_temporal_delete() {
 }
 
 #[tokio::test]
+async fn an_entity_created_again_continues_its_history() {
+    let api = api();
+    let id = uid("WaterObserved");
+    let entity =
+        |level: f64, at: &str| json!({ "id": id, "type": TYPE, LEVEL: prop(json!(level), at) });
+    api.create(&entity(4.0, "2024-01-01T00:00:00Z")).await;
+    api.delete(&ent(&id)).await.expect(204);
+    // Same id, same attribute: its series already exists and is carried on.
+    api.create(&entity(5.0, "2024-01-02T00:00:00Z")).await;
+    let h = tget(&api, &tpath(&id, "")).await;
+    let list = items(&h, LEVEL);
+    assert_eq!(
+        list.len(),
+        3,
+        "two values and the deletion between them: {h}"
+    );
+    let mut kept: Vec<&Value> = list.iter().map(|i| &i["value"]).collect();
+    kept.sort_by_key(|v| v.to_string());
+    assert_eq!(kept, [&json!(NULL_URI), &json!(4.0), &json!(5.0)], "{h}");
+    assert!(h.get("deletedAt").is_none(), "alive again: {h}");
+}
+
+#[tokio::test]
 async fn temporal_delete_of_a_live_entity() {
     let api = api();
     let id = uid("WaterObserved");

@@ -50,31 +50,52 @@ pub(crate) fn series_id(
     attr: &str,
     ds: Option<&str>,
 ) -> Result<i64> {
+    find_or_add_series(conn, tenant, entity_id, attr, ds, false)
+}
+
+/// The series of (entity, attribute, datasetId), created if missing. `owner_is_new`
+/// says the entity has no temporal row, hence no series: the lookup is skipped (the
+/// unique key still catches a series that exists after all).
+fn find_or_add_series(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity_id: &str,
+    attr: &str,
+    ds: Option<&str>,
+    owner_is_new: bool,
+) -> Result<i64> {
     let ds = ds.unwrap_or("");
     let key = super::writer_cache::SeriesKey::new(tenant.as_str(), entity_id, attr, ds);
     if let Some(id) = super::writer_cache::series(&key) {
         return Ok(id);
     }
-    // A lookup, then a plain INSERT when missing: the upsert with RETURNING it replaces
-    // rewrote the existing row and built an ephemeral result table on every call.
-    let found: Option<i64> = conn
-        .prepare_cached(
-            "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
+    let add = || {
+        conn.prepare_cached(
+            "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)",
         )
-        .and_then(|mut s| {
-            s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0))
-                .optional()
-        })
-        .map_err(db_err)?;
-    let id = match found {
+        .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, attr, ds]))
+        .map(|_| conn.last_insert_rowid())
+    };
+    let added = if owner_is_new { add().ok() } else { None };
+    let id = match added {
         Some(id) => id,
         None => {
-            conn.prepare_cached(
-                "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, attr, ds]))
-            .map_err(db_err)?;
-            conn.last_insert_rowid()
+            // A lookup, then a plain INSERT when missing: the upsert with RETURNING it
+            // replaces rewrote the existing row and built an ephemeral result table on
+            // every call.
+            let found: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(db_err)?;
+            match found {
+                Some(id) => id,
+                None => add().map_err(db_err)?,
+            }
         }
     };
     super::writer_cache::remember_series(key, id);
@@ -88,12 +109,24 @@ pub fn insert(
     inst: &NewInstance,
     now_us: i64,
 ) -> Result<()> {
-    let series = series_id(
+    insert_instance(conn, tenant, entity_id, inst, now_us, false)
+}
+
+fn insert_instance(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity_id: &str,
+    inst: &NewInstance,
+    now_us: i64,
+    owner_is_new: bool,
+) -> Result<()> {
+    let series = find_or_add_series(
         conn,
         tenant,
         entity_id,
         &inst.attr,
         inst.dataset_id.as_deref(),
+        owner_is_new,
     )?;
     let StoredInstance {
         body,
@@ -207,11 +240,13 @@ pub fn record_change(
     let Some(id) = after.or(before).map(|e| e.id.clone()) else {
         return Ok(());
     };
+    // An entity created with no history yet (the usual create) has no series to look up.
+    let owner_is_new = before.is_none() && !has_temporal_row(conn, tenant, &id)?;
     if let Some(a) = after {
         store_entity(conn, tenant, &changes::temporal_entity_of(a))?;
     }
     for inst in changes::changed_instances(before, after) {
-        insert(conn, tenant, &id, &inst, now_us)?;
+        insert_instance(conn, tenant, &id, &inst, now_us, owner_is_new)?;
     }
     if before.is_some() && after.is_none() {
         conn.prepare_cached("UPDATE temporal_entities SET deleted_at = ?3, modified_at = ?3 WHERE tenant = ?1 AND id = ?2")
@@ -219,6 +254,12 @@ pub fn record_change(
             .map_err(db_err)?;
     }
     Ok(())
+}
+
+fn has_temporal_row(conn: &Connection, tenant: &Tenant, id: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM temporal_entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| s.exists(params![tenant.as_str(), id]))
+        .map_err(db_err)
 }
 
 pub fn load_entity(conn: &Connection, tenant: &Tenant, id: &str) -> Result<Option<TemporalEntity>> {
