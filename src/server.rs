@@ -108,6 +108,9 @@ pub fn run(config: Config) -> std::result::Result<(), String> {
         if let Err(e) = alerts.await {
             tracing::error!(error = %e, "the alert evaluator failed");
         }
+        if let Err(e) = store.close().await {
+            tracing::warn!(error = %e.detail, "the store did not close cleanly");
+        }
         served
     })
 }

@@ -72,6 +72,13 @@ pub struct WriteResult {
 
 #[async_trait]
 pub trait EntityStore: Send + Sync {
+    /// Called once when the broker stops, after its last write: leaves the storage
+    /// compact for whoever opens it next (SQLite folds its write-ahead log back into
+    /// the database file). Nothing to do by default.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Applies the operations, each atomically; one failing does not undo the others.
     /// Returns one result per operation, in order. Committed before it returns.
     async fn write(&self, tenant: &Tenant, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteResult>>>;

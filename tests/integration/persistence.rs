@@ -264,3 +264,36 @@ async fn writes_after_a_restart_survive_the_next_kill_9() {
     let api = Api::new(&server.base_url, tenant);
     assert_eq!(api.entity(&id).await["v"]["value"], json!(2));
 }
+
+/// A clean stop (SIGTERM) folds SQLite's write-ahead log back into the database file:
+/// the data directory holds what was stored, and the next start has no log to replay.
+#[tokio::test]
+async fn a_clean_stop_leaves_the_write_ahead_log_empty() {
+    if crate::POSTGRES {
+        return; // PostgreSQL manages its own log.
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = TestServer::start_in(dir.path(), &[]);
+    let api = server.api();
+    let ids: Vec<String> = (0..50).map(|_| uid("WaterObserved")).collect();
+    for id in &ids {
+        api.create(&json!({ "id": id, "type": "WaterObserved", "flow": { "type": "Property", "value": 1 } }))
+            .await;
+    }
+    let wal = dir.path().join("calanque.db-wal");
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(wal_size() > 0, "the writes went to the log first");
+    let status = server.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "a clean exit: {}",
+        server.log()
+    );
+    assert_eq!(wal_size(), 0, "the log is folded back at a clean stop");
+
+    server.restart();
+    let api = Api::new(&server.base_url, api.tenant.clone());
+    for id in &ids {
+        api.get(&format!("/entities/{id}")).await.expect(200);
+    }
+}

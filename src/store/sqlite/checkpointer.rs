@@ -84,6 +84,12 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
     })
 }
 
+/// Copies the whole WAL back into the database and empties it (the broker is stopping:
+/// no write follows, and readers are gone or soon done — the busy timeout waits).
+pub fn fold_back(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
 fn background(path: &Path, woken: mpsc::Receiver<()>) {
     let conn = match Connection::open(path) {
         Ok(conn) => conn,

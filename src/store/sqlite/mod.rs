@@ -48,7 +48,7 @@ pub enum Durability {
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: std::sync::mpsc::Sender<writer::Job>,
+    writer: std::sync::mpsc::Sender<writer::Message>,
     readers: Mutex<Vec<Connection>>,
     /// Sees every successful entity write inside its transaction (subscriptions).
     observer: parking_lot::RwLock<Option<Arc<dyn WriteObserver>>>,
@@ -174,10 +174,27 @@ impl SqliteStore {
             })
         });
         self.writer
-            .send(job)
+            .send(writer::Message::Write(job))
             .map_err(|_| NgsiError::internal("the sqlite writer has stopped"))?;
         rx.await
             .map_err(|_| NgsiError::internal("the sqlite writer dropped a job"))?
+    }
+
+    /// Runs `f` on the writer thread outside any transaction, after the writes queued
+    /// before it.
+    async fn alone<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel::<T>();
+        let work = Box::new(move |conn: &Connection| {
+            let _ = tx.send(f(conn));
+        });
+        self.writer
+            .send(writer::Message::Alone(work))
+            .map_err(|_| NgsiError::internal("the sqlite writer has stopped"))?;
+        rx.await
+            .map_err(|_| NgsiError::internal("the sqlite writer dropped a job"))
     }
 }
 
@@ -282,6 +299,13 @@ fn apply_op(
 
 #[async_trait]
 impl EntityStore for Sqlite {
+    async fn close(&self) -> Result<()> {
+        self.0.readers.lock().clear();
+        self.0
+            .alone(|conn| checkpointer::fold_back(conn).map_err(db_err))
+            .await?
+    }
+
     async fn write(&self, tenant: &Tenant, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteResult>>> {
         let tenant = tenant.clone();
         let hooks = self.0.hooks();

@@ -1,6 +1,6 @@
 //! Group commit: one writer thread owns the write connection; requests that arrive
-//! together share one transaction (and one fsync), each inside its own savepoint so a
-//! failing one does not undo its neighbours. Nobody is answered before the commit.
+//! together share one transaction (and one fsync). A write that is refused changes
+//! nothing, so it does not undo its neighbours. Nobody is answered before the commit.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -15,26 +15,51 @@ use crate::error::{NgsiError, Result};
 pub type Job = Box<dyn FnOnce(&Connection) -> Finisher + Send>;
 pub type Finisher = Box<dyn FnOnce(Result<()>) + Send>;
 
+/// What the writer thread is asked to do.
+pub enum Message {
+    /// A write, grouped with those queued beside it into one transaction.
+    Write(Job),
+    /// Work that must run outside any transaction (a checkpoint), after the writes
+    /// queued before it.
+    Alone(Box<dyn FnOnce(&Connection) + Send>),
+}
+
 /// Most jobs folded into one transaction: bounds the latency of the first one.
 const MAX_GROUP: usize = 512;
 
 /// Starts the writer thread on `conn`, the connection to the database file at `path`.
-pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<Job>> {
-    let (tx, rx) = mpsc::channel::<Job>();
+pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<Message>> {
+    let (tx, rx) = mpsc::channel::<Message>();
     let mut checkpoints = Checkpoints::start(&conn, path)?;
     std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || {
-            while let Ok(first) = rx.recv() {
+            let mut next = rx.recv().ok();
+            while let Some(message) = next.take() {
+                let first = match message {
+                    Message::Write(job) => job,
+                    Message::Alone(work) => {
+                        work(&conn);
+                        next = rx.recv().ok();
+                        continue;
+                    }
+                };
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_GROUP {
                     match rx.try_recv() {
-                        Ok(job) => jobs.push(job),
+                        Ok(Message::Write(job)) => jobs.push(job),
+                        Ok(alone) => {
+                            next = Some(alone);
+                            break;
+                        }
                         Err(_) => break,
                     }
                 }
                 run_group(&mut conn, jobs);
                 checkpoints.after_commit(&conn);
+                if next.is_none() {
+                    next = rx.recv().ok();
+                }
             }
             tracing::debug!("sqlite writer stopped");
         })?;
