@@ -86,8 +86,18 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
 
 /// Copies the whole WAL back into the database and empties it (the broker is stopping:
 /// no write follows, and readers are gone or soon done — the busy timeout waits).
+/// Best effort: a WAL left behind is still replayed by the next start.
 pub fn fold_back(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+    // A background pass still running makes the checkpoint give up at once: retry a
+    // little while.
+    for _ in 0..100 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 fn background(path: &Path, woken: mpsc::Receiver<()>) {
