@@ -105,6 +105,9 @@ impl SqliteStore {
         .map_err(db_err)?;
         schema::migrate(&mut conn).map_err(db_err)?;
         register_functions(&conn).map_err(db_err)?;
+        // The write path uses more distinct statements than rusqlite's default 16:
+        // evicted ones would be compiled again.
+        conn.set_prepared_statement_cache_capacity(128);
         let writer = writer::spawn(conn, path).map_err(NgsiError::internal)?;
         Ok(Self {
             path: path.to_path_buf(),
