@@ -34,8 +34,12 @@ fn remember_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<
 /// The writer's side: decides after each commit who checkpoints.
 pub struct Checkpoints {
     wake: mpsc::SyncSender<()>,
+    /// WAL size after the previous commit: a smaller one means the WAL started over.
+    last_frames: u32,
     /// WAL size at the last wake-up, so one is sent per `BACKGROUND_EVERY_FRAMES`.
     woken_at: u32,
+    /// WAL size at which the writer next tries to complete a checkpoint.
+    complete_at: u32,
 }
 
 impl Checkpoints {
@@ -48,29 +52,42 @@ impl Checkpoints {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || background(&path, woken))?;
-        Ok(Self { wake, woken_at: 0 })
+        Ok(Self {
+            wake,
+            last_frames: 0,
+            woken_at: 0,
+            complete_at: WRITER_COMPLETES_AT_FRAMES,
+        })
     }
 
     /// Called on the writer thread after each commit.
     pub fn after_commit(&mut self, writer: &Connection) {
         let frames = WAL_FRAMES.with(Cell::get);
-        if frames < self.woken_at {
-            // The WAL started over.
-            self.woken_at = 0;
+        if frames < self.last_frames {
+            self.started_over();
         }
-        if frames >= WRITER_COMPLETES_AT_FRAMES {
-            // Busy (the background pass is running) is fine: the next commit retries.
+        self.last_frames = frames;
+        if frames >= self.complete_at {
             if checkpoint(writer).is_ok_and(|done| done) {
-                self.woken_at = 0;
                 WAL_FRAMES.with(|f| f.set(0));
+                self.started_over();
                 return;
             }
+            // The background pass is running, or readers still use older frames: try
+            // again a little later, not after every commit (each try fsyncs).
+            self.complete_at = frames + BACKGROUND_EVERY_FRAMES;
         }
         if frames >= self.woken_at + BACKGROUND_EVERY_FRAMES {
             self.woken_at = frames;
             // Full means a wake-up is already pending.
             let _ = self.wake.try_send(());
         }
+    }
+
+    fn started_over(&mut self) {
+        self.last_frames = 0;
+        self.woken_at = 0;
+        self.complete_at = WRITER_COMPLETES_AT_FRAMES;
     }
 }
 
@@ -117,5 +134,51 @@ fn background(path: &Path, woken: mpsc::Receiver<()>) {
         if let Err(e) = checkpoint(&conn) {
             tracing::debug!("background checkpoint skipped: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use rusqlite::Connection;
+
+    use super::{Checkpoints, WAL_FRAMES, WRITER_COMPLETES_AT_FRAMES};
+
+    /// Under writes that never pause, the WAL still starts over and stays bounded.
+    #[test]
+    fn the_wal_stays_bounded_under_continuous_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.db");
+        let conn = Connection::open(&path).expect("database");
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE t (b BLOB)",
+        )
+        .expect("schema");
+        let mut checkpoints = Checkpoints::start(&conn, &path).expect("checkpointer");
+        let (mut largest, mut restarts, mut previous) = (0, 0, 0);
+        let write = format!(
+            "BEGIN IMMEDIATE; {} DELETE FROM t WHERE rowid < (SELECT max(rowid) FROM t) - 200; COMMIT;",
+            "INSERT INTO t VALUES (randomblob(3000));".repeat(10)
+        );
+        for _ in 0..4000 {
+            conn.execute_batch(&write).expect("a write");
+            let frames = WAL_FRAMES.with(Cell::get);
+            checkpoints.after_commit(&conn);
+            largest = largest.max(frames);
+            if frames < previous {
+                restarts += 1;
+            }
+            previous = frames;
+        }
+        assert!(
+            restarts >= 1,
+            "the WAL never started over (largest {largest} frames)"
+        );
+        assert!(
+            largest < WRITER_COMPLETES_AT_FRAMES + 4000,
+            "the WAL grew to {largest} frames"
+        );
     }
 }
