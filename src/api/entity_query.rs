@@ -541,7 +541,9 @@ fn paging_links(
     if q.limit == 0 || req.method() != actix_web::http::Method::GET {
         return Vec::new();
     }
-    // The client's own parameters, as it encoded them, with the page's limit and offset.
+    // The client's own parameters, as it encoded them but for the escapes no query needs
+    // (clause 4.12's examples, and clients comparing links, write `urn:a:*` plainly),
+    // with the page's limit and offset.
     let page_url = |offset: usize| {
         let mut pairs: Vec<String> = req
             .query_string()
@@ -550,7 +552,7 @@ fn paging_links(
                 let key = pair.split('=').next().unwrap_or_default();
                 !pair.is_empty() && key != "offset" && key != "limit"
             })
-            .map(str::to_string)
+            .map(unescape_plain)
             .collect();
         pairs.push(format!("limit={}", q.limit));
         pairs.push(format!("offset={offset}"));
@@ -575,6 +577,35 @@ fn paging_links(
         ));
     }
     links
+}
+
+/// `text` with the percent-escapes of characters that mean nothing special in a query
+/// value (letters, digits, `-._~:*/@!$()`) written plainly; every other escape (`%26`
+/// for `&`, `%3D`, `%22`, `%2C`, `%20`, ...) is kept, so the link selects exactly what
+/// the request did.
+fn unescape_plain(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let plain = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|b| b.is_ascii_alphanumeric() || b"-._~:*/@!$()".contains(b));
+        match plain {
+            Some(b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            None => {
+                let c = text[i..].chars().next().unwrap_or_default();
+                out.push(c);
+                i += c.len_utf8().max(1);
+            }
+        }
+    }
+    out
 }
 
 /// System attributes: they select nothing a purge could be aimed at.

@@ -173,6 +173,26 @@ async fn pagination_limit_offset_count() {
             format!("<{base}&limit=2&offset=4&type=Car>; rel=\"next\";type=\"application/json\""),
         ]
     );
+
+    // Escapes a query does not need are written plainly; those it needs are kept.
+    let r = api
+        .get("/entities?type=Car&idPattern=urn%3Angsi-ld%3ACar%3A.%2A&q=speed%21%3D%22a%26b%22&limit=2&count=true")
+        .await;
+    r.expect(200);
+    let next: Vec<String> = r
+        .headers
+        .get_all("Link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(", ").map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.contains("rel=\"next\""))
+        .collect();
+    assert_eq!(
+        next,
+        vec![format!(
+            "<{base}&limit=2&offset=2&q=speed!%3D%22a%26b%22&type=Car>; rel=\"next\";type=\"application/json\""
+        )]
+    );
 }
 
 #[tokio::test]
