@@ -584,28 +584,9 @@ fn paging_links(
 /// for `&`, `%3D`, `%22`, `%2C`, `%20`, ...) is kept, so the link selects exactly what
 /// the request did.
 fn unescape_plain(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let plain = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            .filter(|b| b.is_ascii_alphanumeric() || b"-._~:*/@!$()".contains(b));
-        match plain {
-            Some(b) => {
-                out.push(char::from(b));
-                i += 3;
-            }
-            None => {
-                let c = text[i..].chars().next().unwrap_or_default();
-                out.push(c);
-                i += c.len_utf8().max(1);
-            }
-        }
-    }
-    out
+    crate::ngsi::percent::decode_where(text, |b| {
+        b.is_ascii_alphanumeric() || b"-._~:*/@!$()".contains(&b)
+    })
 }
 
 /// System attributes: they select nothing a purge could be aimed at.

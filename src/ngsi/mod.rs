@@ -7,6 +7,7 @@ pub mod geo;
 pub mod ids;
 pub mod operations;
 pub mod order;
+pub mod percent;
 pub mod projection;
 pub mod q;
 pub mod query;

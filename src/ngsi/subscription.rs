@@ -556,7 +556,8 @@ pub fn parse(body: &Map<String, Value>, ctx: &ActiveContext, now: &str) -> Resul
     };
     let q = string_member(body, "q")?;
     if let Some(text) = &q {
-        q::parse(&percent_decode(text)).map_err(|e| bad(format!("invalid q: {}", e.detail)))?;
+        q::parse(&super::percent::decode(text))
+            .map_err(|e| bad(format!("invalid q: {}", e.detail)))?;
     }
     if let Some(csf) = body.get("csf") {
         let text = csf.as_str().ok_or_else(|| bad("csf must be a string"))?;
@@ -637,28 +638,6 @@ pub fn parse(body: &Map<String, Value>, ctx: &ActiveContext, now: &str) -> Resul
         created_at: now.to_string(),
         modified_at: now.to_string(),
     })
-}
-
-/// A q written URL-encoded (as in a query string) is read decoded.
-fn percent_decode(text: &str) -> String {
-    if !text.contains('%') {
-        return text.to_string();
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(Ok(b)) = text.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// Members a PATCH cannot remove.
@@ -994,7 +973,7 @@ impl CompiledSubscription {
     pub fn compile(sub: Subscription, request_ctx: &ActiveContext) -> Result<Self> {
         let q = match &sub.q {
             Some(text) => {
-                let mut e = q::parse(&percent_decode(text))?;
+                let mut e = q::parse(&super::percent::decode(text))?;
                 q::expand(&mut e, request_ctx);
                 Some(e)
             }
