@@ -69,7 +69,6 @@ impl Checkpoints {
         self.last_frames = frames;
         if frames >= self.complete_at {
             if checkpoint(writer).is_ok_and(|done| done) {
-                WAL_FRAMES.with(|f| f.set(0));
                 self.started_over();
                 return;
             }

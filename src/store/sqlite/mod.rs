@@ -176,9 +176,7 @@ impl SqliteStore {
                 let _ = tx.send(committed.map(|_| value));
             })
         });
-        self.writer
-            .send(writer::Message::Write(job))
-            .map_err(|_| NgsiError::internal("the sqlite writer has stopped"))?;
+        self.send(writer::Message::Write(job))?;
         rx.await
             .map_err(|_| NgsiError::internal("the sqlite writer dropped a job"))?
     }
@@ -193,11 +191,15 @@ impl SqliteStore {
         let work = Box::new(move |conn: &Connection| {
             let _ = tx.send(f(conn));
         });
-        self.writer
-            .send(writer::Message::Alone(work))
-            .map_err(|_| NgsiError::internal("the sqlite writer has stopped"))?;
+        self.send(writer::Message::Alone(work))?;
         rx.await
             .map_err(|_| NgsiError::internal("the sqlite writer dropped a job"))
+    }
+
+    fn send(&self, message: writer::Message) -> Result<()> {
+        self.writer
+            .send(message)
+            .map_err(|_| NgsiError::internal("the sqlite writer has stopped"))
     }
 }
 

@@ -34,13 +34,13 @@ pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<
     std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || {
-            let mut next = rx.recv().ok();
-            while let Some(message) = next.take() {
+            // A message that ended the previous group, handled before waiting again.
+            let mut held = None;
+            while let Some(message) = held.take().or_else(|| rx.recv().ok()) {
                 let first = match message {
                     Message::Write(job) => job,
                     Message::Alone(work) => {
                         work(&conn);
-                        next = rx.recv().ok();
                         continue;
                     }
                 };
@@ -49,7 +49,7 @@ pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<
                     match rx.try_recv() {
                         Ok(Message::Write(job)) => jobs.push(job),
                         Ok(alone) => {
-                            next = Some(alone);
+                            held = Some(alone);
                             break;
                         }
                         Err(_) => break,
@@ -57,9 +57,6 @@ pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<
                 }
                 run_group(&mut conn, jobs);
                 checkpoints.after_commit(&conn);
-                if next.is_none() {
-                    next = rx.recv().ok();
-                }
             }
             tracing::debug!("sqlite writer stopped");
         })?;
@@ -184,6 +181,23 @@ mod tests {
         })
     }
 
+    /// Runs `jobs` as one group on `conn` (a table `t` is made the first time) and
+    /// returns each job's (value, committed), in job order.
+    fn group(conn: &mut Connection, jobs: Vec<(i64, bool, bool)>) -> Vec<(i64, bool)> {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+            .expect("table");
+        let (tx, rx) = mpsc::channel();
+        let jobs = jobs
+            .into_iter()
+            .map(|(value, fail_after_insert, fail_before)| {
+                job(value, fail_after_insert, fail_before, tx.clone())
+            })
+            .collect();
+        drop(tx);
+        run_group(conn, jobs);
+        rx.iter().collect()
+    }
+
     fn stored(conn: &Connection) -> Vec<i64> {
         conn.prepare("SELECT v FROM t ORDER BY v")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -193,18 +207,10 @@ mod tests {
     #[test]
     fn a_refusal_before_any_change_leaves_its_neighbours_committed() {
         let mut conn = Connection::open_in_memory().expect("database");
-        conn.execute_batch("CREATE TABLE t (v INTEGER)")
-            .expect("table");
-        let (tx, rx) = mpsc::channel();
-        run_group(
+        let mut outcomes = group(
             &mut conn,
-            vec![
-                job(1, false, false, tx.clone()),
-                job(2, false, true, tx.clone()),
-                job(3, false, false, tx),
-            ],
+            vec![(1, false, false), (2, false, true), (3, false, false)],
         );
-        let mut outcomes: Vec<(i64, bool)> = rx.iter().collect();
         outcomes.sort();
         assert_eq!(outcomes, vec![(1, true), (2, false), (3, true)]);
         assert_eq!(stored(&conn), vec![1, 3]);
@@ -213,27 +219,17 @@ mod tests {
     #[test]
     fn a_failure_after_a_change_rolls_the_whole_group_back() {
         let mut conn = Connection::open_in_memory().expect("database");
-        conn.execute_batch("CREATE TABLE t (v INTEGER)")
-            .expect("table");
-        let (tx, rx) = mpsc::channel();
-        run_group(
+        let outcomes = group(
             &mut conn,
-            vec![
-                job(1, false, false, tx.clone()),
-                job(2, true, false, tx.clone()),
-                job(3, false, false, tx),
-            ],
+            vec![(1, false, false), (2, true, false), (3, false, false)],
         );
-        let outcomes: Vec<(i64, bool)> = rx.iter().collect();
         assert!(outcomes.iter().all(|(_, ok)| !ok), "{outcomes:?}");
         assert!(
             stored(&conn).is_empty(),
             "nothing half-written is committed"
         );
         // The next group starts clean.
-        let (tx, rx) = mpsc::channel();
-        run_group(&mut conn, vec![job(4, false, false, tx)]);
-        assert_eq!(rx.iter().collect::<Vec<_>>(), vec![(4, true)]);
+        assert_eq!(group(&mut conn, vec![(4, false, false)]), vec![(4, true)]);
         assert_eq!(stored(&conn), vec![4]);
     }
 }
