@@ -76,27 +76,24 @@ fn find_or_add_series(
         .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, attr, ds]))
         .map(|_| conn.last_insert_rowid())
     };
+    // A lookup, then a plain INSERT when missing: the upsert with RETURNING it replaces
+    // rewrote the existing row and built an ephemeral result table on every call.
+    let find = || {
+        conn.prepare_cached(
+            "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0))
+                .optional()
+        })
+    };
     let added = if owner_is_new { add().ok() } else { None };
     let id = match added {
         Some(id) => id,
-        None => {
-            // A lookup, then a plain INSERT when missing: the upsert with RETURNING it
-            // replaces rewrote the existing row and built an ephemeral result table on
-            // every call.
-            let found: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0))
-                        .optional()
-                })
-                .map_err(db_err)?;
-            match found {
-                Some(id) => id,
-                None => add().map_err(db_err)?,
-            }
-        }
+        None => match find().map_err(db_err)? {
+            Some(id) => id,
+            None => add().map_err(db_err)?,
+        },
     };
     super::writer_cache::remember_series(key, id);
     Ok(id)

@@ -54,18 +54,15 @@ impl<'a> IndexRows<'a> {
         let mut boxes = Vec::new();
         let mut decisive = true;
         for inst in instances {
-            let bbox = match kind(inst) {
-                attribute::GEO_PROPERTY => inst.get("value").and_then(bounding_box),
-                _ => None,
+            let (value, bbox) = match kind(inst) {
+                attribute::PROPERTY => (inst.get("value"), None),
+                attribute::RELATIONSHIP => (inst.get("object"), None),
+                attribute::VOCAB_PROPERTY => (inst.get("vocab"), None),
+                attribute::GEO_PROPERTY => (None, inst.get("value").and_then(bounding_box)),
+                _ => (None, None),
             };
             decisive &= bbox.is_some() && !inst.contains_key("expiresAt");
             boxes.extend(bbox);
-            let value = match kind(inst) {
-                attribute::PROPERTY => inst.get("value"),
-                attribute::RELATIONSHIP => inst.get("object"),
-                attribute::VOCAB_PROPERTY => inst.get("vocab"),
-                _ => None,
-            };
             let scalars = match value {
                 Some(Value::Array(items)) => items.as_slice(),
                 Some(v) => std::slice::from_ref(v),
@@ -102,18 +99,18 @@ fn write_values(
     }
     if let ([_], [(num, txt)]) = (old_values, new_values) {
         // Only the value indexes whose column changed are rewritten.
-        return conn
-            .prepare_cached(
-                "UPDATE attr_values SET num = ?3, txt = ?4 WHERE entity = ?1 AND attr = ?2",
-            )
-            .and_then(|mut s| s.execute(params![row, attr, num, txt]))
-            .map(|_| ())
-            .map_err(db_err);
+        return run(
+            conn,
+            "UPDATE attr_values SET num = ?3, txt = ?4 WHERE entity = ?1 AND attr = ?2",
+            params![row, attr, num, txt],
+        );
     }
     if !old_values.is_empty() {
-        conn.prepare_cached("DELETE FROM attr_values WHERE entity = ?1 AND attr = ?2")
-            .and_then(|mut s| s.execute(params![row, attr]))
-            .map_err(db_err)?;
+        run(
+            conn,
+            "DELETE FROM attr_values WHERE entity = ?1 AND attr = ?2",
+            params![row, attr],
+        )?;
     }
     let mut insert = conn
         .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
@@ -133,30 +130,33 @@ fn write_geo(
     old: Option<&IndexRows>,
     new: Option<&IndexRows>,
 ) -> Result<()> {
-    let geo = |rows: Option<&IndexRows>| {
-        rows.map(|r| (r.boxes.clone(), r.decisive && !r.boxes.is_empty()))
-    };
-    let (old_geo, new_geo) = (geo(old), geo(new));
-    let had_boxes = old_geo.as_ref().is_some_and(|(b, _)| !b.is_empty());
-    if old_geo == new_geo || (!had_boxes && new_geo.as_ref().is_none_or(|(b, _)| b.is_empty())) {
+    // Only attributes with boxes can be decisive.
+    let decisive = |rows: Option<&IndexRows>| rows.is_some_and(|r| r.decisive);
+    let old_boxes = old.map_or(&[][..], |r| r.boxes.as_slice());
+    let new_boxes = new.map_or(&[][..], |r| r.boxes.as_slice());
+    if old_boxes == new_boxes && (old_boxes.is_empty() || decisive(old) == decisive(new)) {
         return Ok(());
     }
-    if had_boxes {
+    if !old_boxes.is_empty() {
         for sql in [
             "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE entity = ?1 AND attr = ?2)",
             "DELETE FROM geo_rows WHERE entity = ?1 AND attr = ?2",
         ] {
-            conn.prepare_cached(sql)
-                .and_then(|mut s| s.execute(params![row, attr]))
-                .map_err(db_err)?;
+            run(conn, sql, params![row, attr])?;
         }
     }
-    if let Some((boxes, decisive)) = new_geo {
-        for b in boxes {
-            insert_geo(conn, row, attr, b, decisive)?;
-        }
+    for b in new_boxes {
+        insert_geo(conn, row, attr, *b, decisive(new))?;
     }
     Ok(())
+}
+
+/// Runs one cached statement.
+fn run(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(args))
+        .map(|_| ())
+        .map_err(db_err)
 }
 
 pub fn delete_entity(conn: &Connection, row: i64) -> Result<()> {
@@ -165,9 +165,7 @@ pub fn delete_entity(conn: &Connection, row: i64) -> Result<()> {
         "DELETE FROM geo_index WHERE rid IN (SELECT rid FROM geo_rows WHERE entity = ?1)",
         "DELETE FROM geo_rows WHERE entity = ?1",
     ] {
-        conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute([row]))
-            .map_err(db_err)?;
+        run(conn, sql, [row])?;
     }
     Ok(())
 }
@@ -179,16 +177,17 @@ fn kind(i: &Attribute) -> &str {
 }
 
 fn insert_geo(conn: &Connection, row: i64, attr: i64, b: [f64; 4], decisive: bool) -> Result<()> {
-    conn.prepare_cached("INSERT INTO geo_rows (entity, attr, decisive) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![row, attr, decisive]))
-        .map_err(db_err)?;
+    run(
+        conn,
+        "INSERT INTO geo_rows (entity, attr, decisive) VALUES (?1, ?2, ?3)",
+        params![row, attr, decisive],
+    )?;
     let rid = conn.last_insert_rowid();
-    conn.prepare_cached(
+    run(
+        conn,
         "INSERT INTO geo_index (rid, min_x, max_x, min_y, max_y) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![rid, b[0], b[1], b[2], b[3]],
     )
-    .and_then(|mut s| s.execute(params![rid, b[0], b[1], b[2], b[3]]))
-    .map_err(db_err)?;
-    Ok(())
 }
 
 /// [min_x, max_x, min_y, max_y] of a GeoJSON geometry.
