@@ -303,9 +303,11 @@ pub fn membership(
 ) -> String {
     if per_candidate {
         // Named, because the planner otherwise prefers the value index and scans it
-        // for every candidate.
+        // for every candidate. Value rows are keyed by entity: the primary key is the
+        // index to use, under the name SQLite gives it (`NOT INDEXED` does not keep
+        // the planner off the partial value indexes).
         let by_entity = match table {
-            "attr_values" => " INDEXED BY attr_values_entity",
+            "attr_values" => " INDEXED BY sqlite_autoindex_attr_values_1",
             "entity_types" => " INDEXED BY entity_types_by_entity",
             _ => "",
         };

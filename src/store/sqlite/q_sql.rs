@@ -78,16 +78,30 @@ pub fn rows_of(expr: &Expr) -> Option<(String, Vec<Box<dyn ToSql>>)> {
     t.exact.then_some((inner, t.args))
 }
 
-/// Every attribute has a presence row, so "has a row for this attribute" is existence.
+/// Every attribute has at least one value row, so "has a row for this attribute" is
+/// existence. Driving, the rows are found in the three partial indexes that together
+/// hold every row (numbers, texts, neither).
 fn exists(attr: &str, per_candidate: bool) -> Translation {
+    const ATTR: &str = "attr = (SELECT id FROM names WHERE name = ?)";
+    if per_candidate {
+        return Translation {
+            sql: super::entities::membership("attr_values", "entity", ATTR, true),
+            args: vec![Box::new(attr.to_string())],
+            exact: true,
+        };
+    }
+    let sql = [
+        "num IS NOT NULL",
+        "txt IS NOT NULL",
+        "num IS NULL AND txt IS NULL",
+    ]
+    .map(|rows| format!("SELECT entity FROM attr_values WHERE {ATTR} AND {rows}"))
+    .join(" UNION ALL ");
     Translation {
-        sql: super::entities::membership(
-            "attr_values",
-            "entity",
-            "attr = (SELECT id FROM names WHERE name = ?)",
-            per_candidate,
-        ),
-        args: vec![Box::new(attr.to_string())],
+        sql: format!("e.rowid IN ({sql})"),
+        args: (0..3)
+            .map(|_| Box::new(attr.to_string()) as Box<dyn ToSql>)
+            .collect(),
         exact: true,
     }
 }

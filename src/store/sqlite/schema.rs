@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/0007_history_read_from_index.sql"),
     ),
     (8, include_str!("migrations/0008_decisive_geo_rows.sql")),
+    (9, include_str!("migrations/0009_value_rows_by_entity.sql")),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -93,5 +94,44 @@ mod tests {
             })
             .expect("geo rows");
         assert_eq!(decisive, vec![(1, true), (2, false), (3, false)]);
+    }
+
+    /// Version 9 moves every value row into the table keyed by entity, numbering the
+    /// rows of each (entity, attribute) in their stored order.
+    #[test]
+    fn version_9_keeps_every_value_row() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        migrate_to(&mut conn, 8).expect("migrations 1 to 8");
+        for (attr, entity, num, txt) in [
+            (1, 7, Some(3.5), None),
+            (1, 7, None, Some("b")),
+            (1, 7, Some(1.0), None),
+            (2, 7, None, None),
+            (1, 8, None, Some("a")),
+        ] {
+            conn.execute(
+                "INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)",
+                params![attr, entity, num, txt],
+            )
+            .expect("value row");
+        }
+        migrate_to(&mut conn, 9).expect("migration 9");
+        let rows: Vec<(i64, i64, i64, Option<f64>, Option<String>)> = conn
+            .prepare("SELECT entity, attr, seq, num, txt FROM attr_values ORDER BY entity, attr, seq")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .expect("value rows");
+        assert_eq!(
+            rows,
+            vec![
+                (7, 1, 0, Some(3.5), None),
+                (7, 1, 1, None, Some("b".to_string())),
+                (7, 1, 2, Some(1.0), None),
+                (7, 2, 0, None, None),
+                (8, 1, 0, None, Some("a".to_string())),
+            ]
+        );
     }
 }

@@ -113,11 +113,13 @@ fn write_values(
         )?;
     }
     let mut insert = conn
-        .prepare_cached("INSERT INTO attr_values (attr, entity, num, txt) VALUES (?1, ?2, ?3, ?4)")
+        .prepare_cached(
+            "INSERT INTO attr_values (entity, attr, seq, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
         .map_err(db_err)?;
-    for (num, txt) in new_values {
+    for (seq, (num, txt)) in new_values.iter().enumerate() {
         insert
-            .execute(params![attr, row, num, txt])
+            .execute(params![row, attr, seq as i64, num, txt])
             .map_err(db_err)?;
     }
     Ok(())
