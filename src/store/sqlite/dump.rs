@@ -129,10 +129,12 @@ impl DumpStore for Sqlite {
             .read(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT i.instance, s.entity_id, s.attr, s.dataset_id, i.observed_us, i.created_us,
+                        "SELECT i.instance, t.id, a.name, COALESCE(d.name, ''), i.observed_us, i.created_us,
                                 i.modified_us, i.deleted_us, i.num, i.unit, i.doc
                          FROM attr_instances i CROSS JOIN temporal_series s ON s.series = i.series
-                         WHERE +s.tenant = ?1 AND i.instance > ?2 ORDER BY i.instance LIMIT ?3",
+                         CROSS JOIN temporal_entities t ON t.rowid = s.owner
+                         CROSS JOIN names a ON a.id = s.attr LEFT JOIN names d ON d.id = s.dataset
+                         WHERE +t.tenant = ?1 AND i.instance > ?2 ORDER BY i.instance LIMIT ?3",
                     )
                     .map_err(db_err)?;
                 let rows = stmt
@@ -488,7 +490,8 @@ fn restore_instance(conn: &Connection, tenant: &Tenant, h: HistoryRow) -> Result
     if changed == 0 {
         let other: Option<String> = conn
             .query_row(
-                "SELECT s.entity_id FROM attr_instances i JOIN temporal_series s ON s.series = i.series WHERE i.instance = ?1",
+                "SELECT t.id FROM attr_instances i JOIN temporal_series s ON s.series = i.series
+                 JOIN temporal_entities t ON t.rowid = s.owner WHERE i.instance = ?1",
                 [h.instance_id],
                 |r| r.get(0),
             )

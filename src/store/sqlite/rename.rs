@@ -47,13 +47,12 @@ pub fn rename(conn: &Connection, tenant: &Tenant, old: &str, new: &str) -> Resul
     // The entity may point at itself.
     rename::rewrite_entity(&mut entity, old, new);
     entities::save(conn, tenant, &entity, None)?;
-    for sql in [
-        "UPDATE temporal_series SET entity_id = ?3 WHERE tenant = ?1 AND entity_id = ?2",
+    // The history's series belong to the temporal entity row, which keeps its rowid.
+    conn.execute(
         "UPDATE temporal_entities SET id = ?3 WHERE tenant = ?1 AND id = ?2",
-    ] {
-        conn.execute(sql, params![tenant.as_str(), old, new])
-            .map_err(db_err)?;
-    }
+        params![tenant.as_str(), old, new],
+    )
+    .map_err(db_err)?;
     let rewritten = rewrite_referrers(conn, tenant, old, new)?;
     rewrite_history(conn, tenant, old, new)?;
     let row = RenameRow {
@@ -108,7 +107,8 @@ fn rewrite_history(conn: &Connection, tenant: &Tenant, old: &str, new: &str) -> 
         let mut stmt = conn
             .prepare(
                 "SELECT i.instance, i.doc FROM attr_instances i JOIN temporal_series s ON s.series = i.series
-                 WHERE s.tenant = ?1 AND i.doc IS NOT NULL AND instr(i.doc, ?2) > 0",
+                 JOIN temporal_entities t ON t.rowid = s.owner
+                 WHERE t.tenant = ?1 AND i.doc IS NOT NULL AND instr(i.doc, ?2) > 0",
             )
             .map_err(db_err)?;
         let rows = stmt

@@ -56,10 +56,10 @@ pub fn prune_chunk(
     }
     let sql = format!(
         "DELETE FROM attr_instances WHERE instance IN (
-           SELECT i.instance FROM temporal_series s
-           JOIN temporal_entities e ON e.tenant = s.tenant AND e.id = s.entity_id
+           SELECT i.instance FROM temporal_entities e
+           JOIN temporal_series s ON s.owner = e.rowid
            JOIN attr_instances i ON i.series = s.series
-           WHERE s.tenant = ?1
+           WHERE e.tenant = ?1
              AND (i.observed_us < ?2 OR (i.observed_us IS NULL AND i.created_us < ?2))
              {filters}
            LIMIT {CHUNK})"

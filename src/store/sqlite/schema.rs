@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (8, include_str!("migrations/0008_decisive_geo_rows.sql")),
     (9, include_str!("migrations/0009_value_rows_by_entity.sql")),
+    (10, include_str!("migrations/0010_series_by_owner.sql")),
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -117,10 +118,14 @@ mod tests {
         }
         migrate_to(&mut conn, 9).expect("migration 9");
         let rows: Vec<(i64, i64, i64, Option<f64>, Option<String>)> = conn
-            .prepare("SELECT entity, attr, seq, num, txt FROM attr_values ORDER BY entity, attr, seq")
+            .prepare(
+                "SELECT entity, attr, seq, num, txt FROM attr_values ORDER BY entity, attr, seq",
+            )
             .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-                    .collect::<rusqlite::Result<_>>()
+                s.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()
             })
             .expect("value rows");
         assert_eq!(
@@ -131,6 +136,55 @@ mod tests {
                 (7, 1, 2, Some(1.0), None),
                 (7, 2, 0, None, None),
                 (8, 1, 0, None, Some("a".to_string())),
+            ]
+        );
+    }
+
+    /// Version 10 keys each series by its temporal entity's rowid and interned names,
+    /// keeping series ids (instances point at them), and gives history without a
+    /// temporal entity row one.
+    #[test]
+    fn version_10_keeps_series_ids_and_every_owner() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        migrate_to(&mut conn, 9).expect("migrations 1 to 9");
+        conn.execute_batch(
+            "INSERT INTO temporal_entities (tenant, id, types, created_at, modified_at)
+               VALUES ('', 'urn:a', '[\"T\"]', 'x', 'x'), ('t2', 'urn:a', '[\"T\"]', 'x', 'x');
+             INSERT INTO temporal_series (series, tenant, entity_id, attr, dataset_id) VALUES
+               (11, '', 'urn:a', 'urn:x', ''),
+               (12, '', 'urn:a', 'urn:x', 'urn:ds:1'),
+               (13, 't2', 'urn:a', 'urn:x', ''),
+               (14, '', 'urn:orphan', 'urn:y', '');",
+        )
+        .expect("old series");
+        migrate_to(&mut conn, 10).expect("migration 10");
+        let series: Vec<(i64, String, String, String, Option<String>)> = conn
+            .prepare(
+                "SELECT s.series, t.tenant, t.id, a.name, d.name FROM temporal_series s
+                 JOIN temporal_entities t ON t.rowid = s.owner JOIN names a ON a.id = s.attr
+                 LEFT JOIN names d ON d.id = s.dataset ORDER BY s.series",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()
+            })
+            .expect("series");
+        let text = |s: &str| s.to_string();
+        assert_eq!(
+            series,
+            vec![
+                (11, text(""), text("urn:a"), text("urn:x"), None),
+                (
+                    12,
+                    text(""),
+                    text("urn:a"),
+                    text("urn:x"),
+                    Some(text("urn:ds:1"))
+                ),
+                (13, text("t2"), text("urn:a"), text("urn:x"), None),
+                (14, text(""), text("urn:orphan"), text("urn:y"), None),
             ]
         );
     }

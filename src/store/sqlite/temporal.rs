@@ -50,44 +50,116 @@ pub(crate) fn series_id(
     attr: &str,
     ds: Option<&str>,
 ) -> Result<i64> {
-    find_or_add_series(conn, tenant, entity_id, attr, ds, false)
+    find_or_add_series(conn, &mut Owner::existing(tenant, entity_id), attr, ds)
 }
 
-/// The series of (entity, attribute, datasetId), created if missing. `owner_is_new`
-/// says the entity has no temporal row, hence no series: the lookup is skipped (the
-/// unique key still catches a series that exists after all).
+/// The temporal entity whose series a write adds to; its row id is looked up at most
+/// once per write, and only when a series is not in the writer's cache.
+struct Owner<'a> {
+    tenant: &'a Tenant,
+    entity_id: &'a str,
+    row: Option<i64>,
+    /// The row was just inserted: it has no series yet, so none is looked up.
+    is_new: bool,
+}
+
+impl<'a> Owner<'a> {
+    fn existing(tenant: &'a Tenant, entity_id: &'a str) -> Self {
+        Self {
+            tenant,
+            entity_id,
+            row: None,
+            is_new: false,
+        }
+    }
+
+    fn just_inserted(tenant: &'a Tenant, entity_id: &'a str, row: i64) -> Self {
+        Self {
+            tenant,
+            entity_id,
+            row: Some(row),
+            is_new: true,
+        }
+    }
+
+    fn row(&mut self, conn: &Connection) -> Result<i64> {
+        if let Some(row) = self.row {
+            return Ok(row);
+        }
+        let row = owner_row(conn, self.tenant, self.entity_id)?;
+        self.row = Some(row);
+        Ok(row)
+    }
+}
+
+/// The rowid of an entity's temporal row. History arriving before its temporal entity
+/// (a restore whose dump lists them in another order) gets a row without types, which
+/// the temporal entity fills in when it comes.
+fn owner_row(conn: &Connection, tenant: &Tenant, entity_id: &str) -> Result<i64> {
+    let found = conn
+        .prepare_cached("SELECT rowid FROM temporal_entities WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), entity_id], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db_err)?;
+    if let Some(row) = found {
+        return Ok(row);
+    }
+    let now = time::now();
+    conn.prepare_cached(
+        "INSERT INTO temporal_entities (tenant, id, types, created_at, modified_at) VALUES (?1, ?2, '[]', ?3, ?3)",
+    )
+    .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, now]))
+    .map_err(db_err)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The interned id of a datasetId; 0 for the default instance.
+fn dataset_key(conn: &Connection, ds: &str) -> Result<i64> {
+    if ds.is_empty() {
+        Ok(0)
+    } else {
+        super::entities::name_id(conn, ds)
+    }
+}
+
+/// The series of (entity, attribute, datasetId), created if missing.
 fn find_or_add_series(
     conn: &Connection,
-    tenant: &Tenant,
-    entity_id: &str,
+    owner: &mut Owner,
     attr: &str,
     ds: Option<&str>,
-    owner_is_new: bool,
 ) -> Result<i64> {
     let ds = ds.unwrap_or("");
-    let key = super::writer_cache::SeriesKey::new(tenant.as_str(), entity_id, attr, ds);
+    let key = super::writer_cache::SeriesKey::new(owner.tenant.as_str(), owner.entity_id, attr, ds);
     if let Some(id) = super::writer_cache::series(&key) {
         return Ok(id);
     }
+    let key_ids = (
+        owner.row(conn)?,
+        super::entities::name_id(conn, attr)?,
+        dataset_key(conn, ds)?,
+    );
     let add = || {
         conn.prepare_cached(
-            "INSERT INTO temporal_series (tenant, entity_id, attr, dataset_id) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO temporal_series (owner, attr, dataset) VALUES (?1, ?2, ?3)",
         )
-        .and_then(|mut s| s.execute(params![tenant.as_str(), entity_id, attr, ds]))
+        .and_then(|mut s| s.execute(params![key_ids.0, key_ids.1, key_ids.2]))
         .map(|_| conn.last_insert_rowid())
     };
     // A lookup, then a plain INSERT when missing: the upsert with RETURNING it replaces
     // rewrote the existing row and built an ephemeral result table on every call.
     let find = || {
         conn.prepare_cached(
-            "SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4",
+            "SELECT series FROM temporal_series WHERE owner = ?1 AND attr = ?2 AND dataset = ?3",
         )
         .and_then(|mut s| {
-            s.query_row(params![tenant.as_str(), entity_id, attr, ds], |r| r.get(0))
+            s.query_row(params![key_ids.0, key_ids.1, key_ids.2], |r| r.get(0))
                 .optional()
         })
     };
-    let added = if owner_is_new { add().ok() } else { None };
+    let added = if owner.is_new { add().ok() } else { None };
     let id = match added {
         Some(id) => id,
         None => match find().map_err(db_err)? {
@@ -106,25 +178,16 @@ pub fn insert(
     inst: &NewInstance,
     now_us: i64,
 ) -> Result<()> {
-    insert_instance(conn, tenant, entity_id, inst, now_us, false)
+    insert_instance(conn, &mut Owner::existing(tenant, entity_id), inst, now_us)
 }
 
 fn insert_instance(
     conn: &Connection,
-    tenant: &Tenant,
-    entity_id: &str,
+    owner: &mut Owner,
     inst: &NewInstance,
     now_us: i64,
-    owner_is_new: bool,
 ) -> Result<()> {
-    let series = find_or_add_series(
-        conn,
-        tenant,
-        entity_id,
-        &inst.attr,
-        inst.dataset_id.as_deref(),
-        owner_is_new,
-    )?;
+    let series = find_or_add_series(conn, owner, &inst.attr, inst.dataset_id.as_deref())?;
     let StoredInstance {
         body,
         created_us: created,
@@ -242,8 +305,14 @@ pub fn record_change(
     if let Some(a) = after {
         store_entity(conn, tenant, &changes::temporal_entity_of(a))?;
     }
+    let mut owner = if owner_is_new && after.is_some() {
+        // store_entity has just inserted the row.
+        Owner::just_inserted(tenant, &id, conn.last_insert_rowid())
+    } else {
+        Owner::existing(tenant, &id)
+    };
     for inst in changes::changed_instances(before, after) {
-        insert_instance(conn, tenant, &id, &inst, now_us, owner_is_new)?;
+        insert_instance(conn, &mut owner, &inst, now_us)?;
     }
     if before.is_some() && after.is_none() {
         conn.prepare_cached("UPDATE temporal_entities SET deleted_at = ?3, modified_at = ?3 WHERE tenant = ?1 AND id = ?2")
@@ -347,15 +416,19 @@ fn series_of(
     attrs: Option<&[String]>,
 ) -> Result<Vec<Series>> {
     let mut stmt = conn
-        .prepare_cached("SELECT series, attr, dataset_id FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 ORDER BY series")
+        .prepare_cached(
+            "SELECT s.series, a.name, d.name FROM temporal_series s
+             JOIN names a ON a.id = s.attr LEFT JOIN names d ON d.id = s.dataset
+             WHERE s.owner = (SELECT rowid FROM temporal_entities WHERE tenant = ?1 AND id = ?2)
+             ORDER BY s.series",
+        )
         .map_err(db_err)?;
     let rows = stmt
         .query_map(params![tenant.as_str(), entity_id], |r| {
-            let ds: String = r.get(2)?;
             Ok(Series {
                 id: r.get(0)?,
                 attr: r.get(1)?,
-                dataset_id: (!ds.is_empty()).then_some(ds),
+                dataset_id: r.get(2)?,
             })
         })
         .map_err(db_err)?
@@ -556,11 +629,11 @@ pub fn delete_entity(conn: &Connection, tenant: &Tenant, id: &str) -> Result<boo
     // Series rows go away: their cached ids must too.
     super::writer_cache::clear();
     conn.prepare_cached(
-        "DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2)",
+        "DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE owner = (SELECT rowid FROM temporal_entities WHERE tenant = ?1 AND id = ?2))",
     )
     .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
     .map_err(db_err)?;
-    conn.prepare_cached("DELETE FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2")
+    conn.prepare_cached("DELETE FROM temporal_series WHERE owner = (SELECT rowid FROM temporal_entities WHERE tenant = ?1 AND id = ?2)")
         .and_then(|mut s| s.execute(params![tenant.as_str(), id]))
         .map_err(db_err)?;
     let n = conn
@@ -579,9 +652,10 @@ pub fn delete_attribute(
     all: bool,
 ) -> Result<u64> {
     let (sql, n) = if all {
-        ("DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3)", 3)
+        ("DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE owner = (SELECT rowid FROM temporal_entities WHERE tenant = ?1 AND id = ?2) AND attr = (SELECT id FROM names WHERE name = ?3))", 3)
     } else {
-        ("DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3 AND dataset_id = ?4)", 4)
+        ("DELETE FROM attr_instances WHERE series IN (SELECT series FROM temporal_series WHERE owner = (SELECT rowid FROM temporal_entities WHERE tenant = ?1 AND id = ?2) AND attr = (SELECT id FROM names WHERE name = ?3)
+            AND dataset = CASE WHEN ?4 = '' THEN 0 ELSE (SELECT id FROM names WHERE name = ?4) END)", 4)
     };
     let ds = ds.unwrap_or("").to_string();
     let deleted = if n == 3 {
@@ -632,7 +706,7 @@ pub fn delete_instance(
     let n = conn
         .execute(
             "DELETE FROM attr_instances WHERE instance = ?4 AND series IN
-               (SELECT series FROM temporal_series WHERE tenant = ?1 AND entity_id = ?2 AND attr = ?3)",
+               (SELECT series FROM temporal_series WHERE owner = (SELECT rowid FROM temporal_entities WHERE tenant = ?1 AND id = ?2) AND attr = (SELECT id FROM names WHERE name = ?3))",
             params![tenant.as_str(), id, attr, instance],
         )
         .map_err(db_err)?;
