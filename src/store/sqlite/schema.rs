@@ -117,7 +117,8 @@ mod tests {
             .expect("value row");
         }
         migrate_to(&mut conn, 9).expect("migration 9");
-        let rows: Vec<(i64, i64, i64, Option<f64>, Option<String>)> = conn
+        type Row = (i64, i64, i64, Option<f64>, Option<String>);
+        let rows: Vec<Row> = conn
             .prepare(
                 "SELECT entity, attr, seq, num, txt FROM attr_values ORDER BY entity, attr, seq",
             )
@@ -158,7 +159,8 @@ mod tests {
         )
         .expect("old series");
         migrate_to(&mut conn, 10).expect("migration 10");
-        let series: Vec<(i64, String, String, String, Option<String>)> = conn
+        type Row = (i64, String, String, String, Option<String>);
+        let series: Vec<Row> = conn
             .prepare(
                 "SELECT s.series, t.tenant, t.id, a.name, d.name FROM temporal_series s
                  JOIN temporal_entities t ON t.rowid = s.owner JOIN names a ON a.id = s.attr
