@@ -15,10 +15,13 @@ use std::sync::mpsc;
 
 use rusqlite::Connection;
 
-/// WAL frames that wake the background checkpointer (SQLite's own default threshold).
-const BACKGROUND_EVERY_FRAMES: u32 = 1000;
+/// WAL frames that wake the background checkpointer. Four times SQLite's default: a
+/// page written again and again (the last leaf of every append-only table) is copied
+/// into the database once per pass, so fewer passes copy less (creates, updates and
+/// batches measured 3-5% faster than at 1,000).
+const BACKGROUND_EVERY_FRAMES: u32 = 4000;
 /// WAL frames past which the writer itself completes the checkpoint between two
-/// groups so the WAL restarts (~16 MB with 4 KB pages).
+/// groups so the WAL restarts (~64 MB with 4 KB pages).
 const WRITER_COMPLETES_AT_FRAMES: u32 = 16000;
 
 thread_local! {
