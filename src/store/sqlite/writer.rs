@@ -44,15 +44,18 @@ pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<
                         continue;
                     }
                 };
-                let more = || match rx.try_recv() {
-                    Ok(Message::Write(job)) => Some(job),
-                    Ok(alone) => {
-                        held = Some(alone);
-                        None
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(Message::Write(job)) => jobs.push(job),
+                        Ok(alone) => {
+                            held = Some(alone);
+                            break;
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => None,
-                };
-                run_group(&mut conn, first, more);
+                }
+                run_group(&mut conn, jobs);
                 checkpoints.after_commit(&conn);
             }
             tracing::debug!("sqlite writer stopped");
@@ -60,31 +63,17 @@ pub fn spawn(mut conn: Connection, path: &Path) -> std::io::Result<mpsc::Sender<
     Ok(tx)
 }
 
-/// Runs `first` and then, in the same transaction, every write `more` has queued, until
-/// it has none (it is not asked again after that) or the group is full. Writes that
-/// arrive while the group runs join it instead of waiting for its commit and the next
-/// transaction: under load, one commit (whose WAL frames are most of a small write's
-/// cost) serves more writes.
-fn run_group(conn: &mut Connection, first: Job, mut more: impl FnMut() -> Option<Job>) {
+fn run_group(conn: &mut Connection, jobs: Vec<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let err = NgsiError::internal(format!("cannot begin a transaction: {e}"));
-        // The jobs never ran; tell their callers through finishers made on dummy runs.
-        let mut job = Some(first);
-        let mut failed = 0;
-        while let Some(j) = job.filter(|_| failed < MAX_GROUP) {
-            let finish = job_failed(j, conn);
+        for job in jobs {
+            // The job never ran; tell its caller through a finisher made on a dummy run.
+            let finish = job_failed(job, conn);
             finish(Err(err.clone()));
-            failed += 1;
-            job = more();
         }
         return;
     }
-    let mut finishers: Vec<Finisher> = vec![first(conn)];
-    // A group that failed half-way will be rolled back: later writes wait for the next.
-    while finishers.len() < MAX_GROUP && !HALF_DONE.get() {
-        let Some(job) = more() else { break };
-        finishers.push(job(conn));
-    }
+    let finishers: Vec<Finisher> = jobs.into_iter().map(|job| job(conn)).collect();
     let committed = if HALF_DONE.take() {
         Err(NgsiError::internal(
             "a write failed half-way; its group of writes was rolled back",
@@ -198,18 +187,14 @@ mod tests {
         conn.execute_batch("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
             .expect("table");
         let (tx, rx) = mpsc::channel();
-        let jobs: std::collections::VecDeque<Job> = jobs
+        let jobs = jobs
             .into_iter()
             .map(|(value, fail_after_insert, fail_before)| {
                 job(value, fail_after_insert, fail_before, tx.clone())
             })
             .collect();
         drop(tx);
-        let mut jobs = jobs;
-        let first = jobs.pop_front().expect("at least one job");
-        run_group(conn, first, || jobs.pop_front());
-        // Jobs the group left (after a failure) never report.
-        drop(jobs);
+        run_group(conn, jobs);
         rx.iter().collect()
     }
 
@@ -246,37 +231,5 @@ mod tests {
         // The next group starts clean.
         assert_eq!(group(&mut conn, vec![(4, false, false)]), vec![(4, true)]);
         assert_eq!(stored(&conn), vec![4]);
-    }
-
-    /// A write queued while a group runs joins that group's transaction: one commit.
-    #[test]
-    fn writes_queued_while_a_group_runs_join_its_commit() {
-        let mut conn = Connection::open_in_memory().expect("database");
-        conn.execute_batch("CREATE TABLE t (v INTEGER)")
-            .expect("table");
-        let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = commits.clone();
-        conn.commit_hook(Some(move || {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            false
-        }));
-        let (done, outcomes) = mpsc::channel();
-        let (queue, queued) = mpsc::channel::<Job>();
-        let late = job(2, false, false, done.clone());
-        // The first write queues the second while it runs, as a request arriving
-        // during the group would.
-        let first: Job = {
-            let inner = job(1, false, false, done);
-            Box::new(move |conn: &Connection| {
-                let _ = queue.send(late);
-                inner(conn)
-            })
-        };
-        run_group(&mut conn, first, || queued.try_recv().ok());
-        let mut got: Vec<(i64, bool)> = outcomes.iter().collect();
-        got.sort();
-        assert_eq!(got, vec![(1, true), (2, true)]);
-        assert_eq!(stored(&conn), vec![1, 2]);
-        assert_eq!(commits.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
