@@ -86,8 +86,11 @@ pub fn parse_body(
     let expires_deleted = allow_null && body.get("expiresAt").is_some_and(is_null);
     let expires_at = match body.get("expiresAt") {
         _ if expires_deleted => None,
+        // Kept as written (clients compare what they read back with what they sent);
+        // comparisons use `expiry_instant`.
         Some(Value::String(s)) => Some(
-            time::parse_datetime(s)
+            time::parse(s)
+                .map(|_| s.clone())
                 .map_err(|_| NgsiError::bad_data(format!("expiresAt '{s}' is not a date-time")))?,
         ),
         Some(_) => return Err(NgsiError::bad_data("expiresAt must be a date-time string")),
@@ -194,7 +197,15 @@ impl Entity {
     }
 
     pub fn is_expired(&self, now: &str) -> bool {
-        self.expires_at.as_deref().is_some_and(|t| t <= now)
+        self.expiry_instant().is_some_and(|t| t.as_str() <= now)
+    }
+
+    /// `expiresAt` in the form of `time::now()` (UTC, microseconds), so that expiry is a
+    /// comparison of texts, in memory and in the stores' `expires_at` columns.
+    pub fn expiry_instant(&self) -> Option<String> {
+        self.expires_at
+            .as_deref()
+            .and_then(|t| time::parse_datetime(t).ok())
     }
 
     /// Drops attribute instances whose own `expiresAt` has passed (transient attributes).

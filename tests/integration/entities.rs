@@ -451,6 +451,54 @@ async fn transient_entity_expires() {
     api.create(&json!({ "id": id, "type": "Transient" })).await;
 }
 
+/// `expiresAt` reads back as it was written (ETSI 6311_01_02), while expiry compares
+/// instants: a time written with an offset expires at the instant it names.
+#[tokio::test]
+async fn expires_at_reads_back_as_written_and_expires_by_instant() {
+    let api = api();
+    let id = uid("Ephemeral");
+    api.create(&json!({ "id": id, "type": "Ephemeral", "expiresAt": "2100-01-01T00:00:00Z" }))
+        .await;
+    let e = api
+        .get(&format!("{}?options=sysAttrs", ent(&id)))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(e["expiresAt"], json!("2100-01-01T00:00:00Z"));
+    // 01:00 at +02:00 is 23:00 UTC the day before: long past.
+    let gone = uid("Ephemeral");
+    api.create(
+        &json!({ "id": gone, "type": "Ephemeral", "expiresAt": "2000-01-01T01:00:00+02:00" }),
+    )
+    .await;
+    let r = api.get(&ent(&gone)).await;
+    assert_problem(&r, 404, "ResourceNotFound");
+    let later = uid("Ephemeral");
+    api.create(
+        &json!({ "id": later, "type": "Ephemeral", "expiresAt": "2999-12-31T23:00:00-02:00" }),
+    )
+    .await;
+    let e = api
+        .get(&format!("{}?options=sysAttrs", ent(&later)))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(e["expiresAt"], json!("2999-12-31T23:00:00-02:00"));
+    let r = api.get("/entities?type=Ephemeral&options=sysAttrs").await;
+    let ids: Vec<String> = r
+        .expect(200)
+        .json()
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(ids.contains(&later) && ids.contains(&id), "{ids:?}");
+    assert!(!ids.contains(&gone), "{ids:?}");
+}
+
 #[tokio::test]
 async fn core_context_terms_expand_to_the_default_vocabulary() {
     let api = api();

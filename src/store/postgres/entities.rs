@@ -89,7 +89,7 @@ pub async fn save(
                 &scope,
                 &entity.created_at,
                 &entity.modified_at,
-                &entity.expires_at,
+                &entity.expiry_instant(),
                 &now,
             ],
         )

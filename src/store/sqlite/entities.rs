@@ -101,7 +101,7 @@ pub fn save_row(
                 "UPDATE entities SET doc = ?2, created_at = ?3, modified_at = ?4, expires_at = ?5 WHERE rowid = ?1",
             )
             .and_then(|mut s| {
-                s.execute(params![row, doc, entity.created_at, entity.modified_at, entity.expires_at])
+                s.execute(params![row, doc, entity.created_at, entity.modified_at, entity.expiry_instant()])
             })
             .map_err(db_err)?;
             if before.is_none() {
@@ -118,7 +118,7 @@ pub fn save_row(
                 "INSERT INTO entities (tenant, id, doc, created_at, modified_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut s| {
-                s.execute(params![tenant.as_str(), entity.id, doc, entity.created_at, entity.modified_at, entity.expires_at])
+                s.execute(params![tenant.as_str(), entity.id, doc, entity.created_at, entity.modified_at, entity.expiry_instant()])
             })
             .map_err(db_err)?;
             conn.last_insert_rowid()
