@@ -36,6 +36,9 @@ fn migrate_to(conn: &mut Connection, last: i64) -> rusqlite::Result<()> {
         .iter()
         .filter(|(v, _)| *v > current && *v <= last)
     {
+        // Some migrations rewrite whole tables: on a large store the first start after an
+        // upgrade takes a while, and the log should say why.
+        tracing::info!(version, "applying SQLite migration");
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(
