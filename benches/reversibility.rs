@@ -71,7 +71,7 @@ async fn put(store: &SharedStore, tenant: &Tenant, entities: Vec<Entity>) {
         .into_iter()
         .map(|e| {
             WriteOp::new(e.id.clone(), move |_| {
-                Ok(Effect::Put(e, Default::default()))
+                Ok(Effect::Put(e.clone(), Default::default()))
             })
         })
         .collect();
@@ -157,7 +157,7 @@ async fn generate(store: &SharedStore, scale: u64, readings: u64) -> u64 {
                         level.insert("observedAt".into(), json!(time::from_micros(us)));
                         level.insert("unitCode".into(), json!("MTR"));
                         e.attrs.insert(format!("{VOCAB}level"), vec![level]);
-                        e.modified_at = now;
+                        e.modified_at = now.clone();
                         Ok(Effect::Put(e, Default::default()))
                     })
                 })

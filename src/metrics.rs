@@ -15,6 +15,8 @@ struct Registry {
     /// Responses by status class (index 1..=5 for 1xx..5xx).
     responses: [AtomicU64; 6],
     entities_written: AtomicU64,
+    /// Writes whose answer was prepared off the SQLite writer: [held, made again].
+    writes_prepared: [AtomicU64; 2],
     /// (model, mode) → entities that did not match their schema.
     validation_failures: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// (rule, category) → alerts raised / closed since start.
@@ -36,6 +38,12 @@ pub fn response(status: u16) {
 
 pub fn entity_written() {
     REGISTRY.entities_written.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A write prepared off the writer thread: `held` when the entity was still stored as
+/// it was read, so the prepared answer was used.
+pub fn write_prepared(held: bool) {
+    REGISTRY.writes_prepared[usize::from(!held)].fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn validation_failure(model: &str, mode: Mode) {
@@ -133,6 +141,20 @@ pub fn render() -> String {
         "calanque_entities_written_total {}",
         r.entities_written.load(Ordering::Relaxed)
     );
+    head(
+        &mut out,
+        "calanque_writes_prepared_total",
+        "counter",
+        "Entity writes prepared off the SQLite writer thread, by whether the entity was \
+         still stored as read (held) or the writer made them again (stale).",
+    );
+    for (outcome, n) in ["held", "stale"].iter().zip(&r.writes_prepared) {
+        let n = n.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "calanque_writes_prepared_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
     head(
         &mut out,
         "calanque_validation_failures_total",

@@ -288,7 +288,7 @@ async fn new_key(state: State, req: HttpRequest, path: web::Path<String>) -> Res
     let hash = crate::datasets::hash_key(&key);
     let op = WriteOp::new(entity.id.clone(), move |current| {
         let mut e = current.ok_or_else(|| NgsiError::not_found("the dataset was deleted"))?;
-        crate::datasets::add_key_hash(&mut e, hash);
+        crate::datasets::add_key_hash(&mut e, hash.clone());
         Ok(Effect::Put(e, Default::default()))
     });
     for r in state.store.write(&tenant, vec![op]).await? {

@@ -291,7 +291,7 @@ async fn modify(
     wanted_type: Option<String>,
     now: String,
     keep_unchanged: bool,
-    change: impl FnOnce(&mut Entity, &str) -> Result<UpdateReport> + Send + 'static,
+    change: impl Fn(&mut Entity, &str) -> Result<UpdateReport> + Send + 'static,
 ) -> Result<WriteResult> {
     let target = id.clone();
     write_one(
@@ -350,7 +350,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
                 "entity {} already exists",
                 entity.id
             ))),
-            None => Ok(Effect::Put(entity, UpdateReport::default())),
+            None => Ok(Effect::Put(entity.clone(), UpdateReport::default())),
         }),
     )
     .await?;
@@ -510,7 +510,7 @@ async fn replace(
         w.now,
         false,
         move |e, now| {
-            operations::replace(e, fragment, now);
+            operations::replace(e, fragment.clone(), now);
             Ok(UpdateReport::default())
         },
     )
@@ -551,7 +551,7 @@ async fn merge(
         w.now,
         false,
         move |e, now| {
-            let report = operations::merge(e, fragment, now);
+            let report = operations::merge(e, fragment.clone(), now);
             Ok(report)
         },
     )
@@ -614,7 +614,7 @@ async fn append_attrs(
         w.now,
         false,
         move |e, now| {
-            let report = operations::append(e, fragment, no_overwrite, now);
+            let report = operations::append(e, fragment.clone(), no_overwrite, now);
             Ok(report)
         },
     )
@@ -646,7 +646,7 @@ async fn update_attrs(
         w.now,
         true,
         move |e, now| {
-            let report = operations::update(e, fragment, now);
+            let report = operations::update(e, fragment.clone(), now);
             Ok(report)
         },
     )
@@ -689,7 +689,7 @@ async fn patch_attr(
         w.now,
         false,
         move |e, now| {
-            operations::patch_attribute(e, &name, patch, explicit_type.as_deref(), now)?;
+            operations::patch_attribute(e, &name, patch.clone(), explicit_type.as_deref(), now)?;
             Ok(UpdateReport::default())
         },
     )
@@ -715,7 +715,7 @@ async fn replace_attr(
         w.now,
         false,
         move |e, now| {
-            operations::replace_attribute(e, &name, instances, now)?;
+            operations::replace_attribute(e, &name, instances.clone(), now)?;
             Ok(UpdateReport::default())
         },
     )

@@ -116,23 +116,23 @@ fn prepare(
                 "entity {missing} already exists"
             ))),
             (Batch::Create | Batch::UpsertReplace | Batch::UpsertUpdate, None) => Ok(Effect::Put(
-                Entity::create(fragment, &now)?,
+                Entity::create(fragment.clone(), &now)?,
                 UpdateReport::default(),
             )),
             (Batch::UpsertReplace, Some(mut e)) => {
-                operations::replace(&mut e, fragment, &now);
+                operations::replace(&mut e, fragment.clone(), &now);
                 Ok(Effect::Put(e, UpdateReport::default()))
             }
             (Batch::UpsertUpdate, Some(mut e)) => {
-                let report = operations::append(&mut e, fragment, false, &now);
+                let report = operations::append(&mut e, fragment.clone(), false, &now);
                 Ok(Effect::Put(e, report))
             }
             (Batch::Update { no_overwrite }, Some(mut e)) => {
-                let report = operations::append(&mut e, fragment, no_overwrite, &now);
+                let report = operations::append(&mut e, fragment.clone(), no_overwrite, &now);
                 Ok(Effect::Put(e, report))
             }
             (Batch::Merge, Some(mut e)) => {
-                let report = operations::merge(&mut e, fragment, &now);
+                let report = operations::merge(&mut e, fragment.clone(), &now);
                 Ok(Effect::Put(e, report))
             }
             (Batch::Update { .. } | Batch::Merge, None) => Err(not_found()),

@@ -683,7 +683,7 @@ pub async fn purge(state: State, req: HttpRequest) -> Result<HttpResponse> {
                             return Ok(Effect::Keep(UpdateReport::default()));
                         };
                         e.attrs.retain(|name, _| names.contains(name) == keep_mode);
-                        e.modified_at = now;
+                        e.modified_at = now.clone();
                         Ok(Effect::Put(e, UpdateReport::default()))
                     })
                 })

@@ -33,7 +33,11 @@ pub enum Effect {
 }
 
 /// A write on one entity: given its current state (`None` if absent), decide the effect.
-pub type Mutation = Box<dyn FnOnce(Option<Entity>) -> Result<Effect> + Send>;
+///
+/// A pure function of that state, which a backend may call more than once: the SQLite
+/// backend runs it first on a reader, off the writer thread, and again in the writer
+/// only if the entity changed in between.
+pub type Mutation = Box<dyn Fn(Option<Entity>) -> Result<Effect> + Send>;
 
 pub struct WriteOp {
     pub entity_id: String,
@@ -43,7 +47,7 @@ pub struct WriteOp {
 impl WriteOp {
     pub fn new(
         entity_id: impl Into<String>,
-        f: impl FnOnce(Option<Entity>) -> Result<Effect> + Send + 'static,
+        f: impl Fn(Option<Entity>) -> Result<Effect> + Send + 'static,
     ) -> Self {
         Self {
             entity_id: entity_id.into(),

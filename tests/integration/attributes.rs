@@ -520,3 +520,35 @@ async fn concurrent_appends_to_one_entity_lose_nothing() {
         assert_eq!(e[format!("a{i}")]["value"], json!(i), "a{i} lost: {e}");
     }
 }
+
+/// Concurrent merges (PATCH /entities/{id}) of distinct attributes into one entity: each
+/// is prepared against the entity as last committed, so most see a stale entity; every
+/// one must still land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_merges_into_one_entity_lose_nothing() {
+    const N: usize = 40;
+    let api = api();
+    let id = uid("Sensor");
+    api.create(&json!({ "id": id, "type": "Sensor" })).await;
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let api = api.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = api
+                .patch(
+                    &format!("/entities/{id}"),
+                    &json!({ format!("m{i}"): { "type": "Property", "value": i } }),
+                )
+                .await;
+            assert_eq!(r.status, 204, "merge m{i}: {}", r.text);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let e = api.entity(&id).await;
+    for i in 0..N {
+        assert_eq!(e[format!("m{i}")]["value"], json!(i), "m{i} lost: {e}");
+    }
+}

@@ -490,3 +490,25 @@ async fn batch_upsert_update_creates_missing_entities() {
     assert_eq!(sorted(&r.json()), vec![a.clone()]);
     assert_eq!(api.entity(&a).await["speed"]["value"], json!(1));
 }
+
+/// Two updates of one entity in one batch: the second acts on what the first wrote
+/// (the SQLite store prepares both against the stored entity and must notice that the
+/// second's view is stale).
+#[tokio::test]
+async fn batch_upsert_update_with_the_same_id_twice_applies_both() {
+    let api = api();
+    let a = uid("Car");
+    api.create(&car(&a, 1)).await;
+    let first = json!({ "id": a, "type": "Car", "colour": { "type": "Property", "value": "red" } });
+    let second = json!({ "id": a, "type": "Car", "doors": { "type": "Property", "value": 5 } });
+    api.post(
+        "/entityOperations/upsert?options=update",
+        &json!([first, second]),
+    )
+    .await
+    .expect(204);
+    let e = api.entity(&a).await;
+    assert_eq!(e["speed"]["value"], json!(1), "{e}");
+    assert_eq!(e["colour"]["value"], json!("red"), "{e}");
+    assert_eq!(e["doors"]["value"], json!(5), "{e}");
+}

@@ -75,3 +75,48 @@ async fn migrate_applies_the_schema_and_can_run_again() {
         .create(&json!({ "id": uid("Thing"), "type": "Thing" }))
         .await;
 }
+
+/// The embedded store prepares writes off its writer thread and counts, in /metrics,
+/// whether each preparation held or had to be made again because the entity changed.
+#[tokio::test]
+async fn prepared_writes_are_counted_held_or_stale() {
+    if crate::POSTGRES {
+        return; // a SQLite-store mechanism; PostgreSQL writes are not prepared
+    }
+    use crate::validation::metric;
+    let server = TestServer::start(&[]);
+    let api = server.api();
+    let held = "calanque_writes_prepared_total{outcome=\"held\"}";
+    let stale = "calanque_writes_prepared_total{outcome=\"stale\"}";
+    let id = uid("Car");
+    let car =
+        |attr: &str| json!({ "id": id, "type": "Car", attr: { "type": "Property", "value": 1 } });
+    api.post("/entities", &car("speed")).await.expect(201);
+    api.patch(
+        &format!("/entities/{id}/attrs"),
+        &json!({ "speed": { "type": "Property", "value": 2 } }),
+    )
+    .await
+    .expect(204);
+    assert_eq!(metric(&server.base_url, held).await, 2.0);
+    assert_eq!(metric(&server.base_url, stale).await, 0.0);
+    // The second operation was prepared against the entity before the first changed it.
+    api.post(
+        "/entityOperations/upsert?options=update",
+        &json!([car("colour"), car("doors")]),
+    )
+    .await
+    .expect(204);
+    assert_eq!(metric(&server.base_url, held).await, 3.0);
+    assert_eq!(metric(&server.base_url, stale).await, 1.0);
+    let e = api.entity(&id).await;
+    assert_eq!(
+        (
+            e["speed"]["value"].clone(),
+            e["colour"]["value"].clone(),
+            e["doors"]["value"].clone()
+        ),
+        (json!(2), json!(1), json!(1)),
+        "{e}"
+    );
+}

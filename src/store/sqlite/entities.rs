@@ -20,35 +20,51 @@ pub fn decode(doc: &str) -> Result<Entity> {
 }
 
 pub fn load(conn: &Connection, tenant: &Tenant, id: &str, now: &str) -> Result<Option<Entity>> {
-    Ok(load_row(conn, tenant, id, now)?.1)
+    read_row(conn, tenant, id)?
+        .as_ref()
+        .and_then(|r| r.live_doc(now))
+        .map(decode)
+        .transpose()
 }
 
-/// The entity's rowid (also when the stored row has expired) and the entity itself (only
-/// when it has not): a write needs the rowid of the row it overwrites either way.
-pub fn load_row(
-    conn: &Connection,
-    tenant: &Tenant,
-    id: &str,
-    now: &str,
-) -> Result<(Option<i64>, Option<Entity>)> {
-    let row: Option<(i64, String, Option<String>)> = conn
-        .prepare_cached("SELECT rowid, doc, expires_at FROM entities WHERE tenant = ?1 AND id = ?2")
+/// An entity's row as stored: its rowid, document and expiry instant.
+pub struct StoredRow {
+    pub rowid: i64,
+    pub doc: String,
+    pub expires_at: Option<String>,
+}
+
+impl StoredRow {
+    /// The document, unless the entity has expired at `now`. Same test as the SQL
+    /// filter of reads (stored times share one format, so they compare as text).
+    pub fn live_doc(&self, now: &str) -> Option<&str> {
+        match &self.expires_at {
+            Some(t) if t.as_str() <= now => None,
+            _ => Some(&self.doc),
+        }
+    }
+
+    /// Whether the entity, or one of its attributes, has an expiry: what it reads as
+    /// then depends on the time of the read. (A string value spelling `"expiresAt"`
+    /// also answers yes, which only costs a speculative write its shortcut.)
+    pub fn may_expire(&self) -> bool {
+        self.expires_at.is_some() || self.doc.contains("\"expiresAt\"")
+    }
+}
+
+pub fn read_row(conn: &Connection, tenant: &Tenant, id: &str) -> Result<Option<StoredRow>> {
+    conn.prepare_cached("SELECT rowid, doc, expires_at FROM entities WHERE tenant = ?1 AND id = ?2")
         .and_then(|mut s| {
             s.query_row(params![tenant.as_str(), id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(StoredRow {
+                    rowid: r.get(0)?,
+                    doc: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
             })
             .optional()
         })
-        .map_err(db_err)?;
-    let Some((rowid, doc, expires_at)) = row else {
-        return Ok((None, None));
-    };
-    // Same test as the SQL filter of reads (stored times share one format, so they
-    // compare as text).
-    if expires_at.is_some_and(|t| t.as_str() <= now) {
-        return Ok((Some(rowid), None));
-    }
-    Ok((Some(rowid), Some(decode(&doc)?)))
+        .map_err(db_err)
 }
 
 /// The id of an expanded name, created on first use.
@@ -93,6 +109,18 @@ pub fn save_row(
     row: Option<i64>,
 ) -> Result<()> {
     let doc = serde_json::to_string(entity).map_err(NgsiError::internal)?;
+    save_document(conn, tenant, entity, &doc, before, row)
+}
+
+/// As `save_row`, with the entity's stored form `doc` already made.
+pub fn save_document(
+    conn: &Connection,
+    tenant: &Tenant,
+    entity: &Entity,
+    doc: &str,
+    before: Option<&Entity>,
+    row: Option<i64>,
+) -> Result<()> {
     // Plain INSERT or UPDATE by rowid: an upsert with RETURNING costs SQLite an extra
     // ephemeral table per statement, and the writer already knows which case it is in.
     let row = match row {

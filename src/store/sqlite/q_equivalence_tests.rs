@@ -116,7 +116,7 @@ async fn sql_translation_selects_what_the_evaluator_selects() {
         .cloned()
         .map(|e| {
             WriteOp::new(e.id.clone(), move |_| {
-                Ok(Effect::Put(e, Default::default()))
+                Ok(Effect::Put(e.clone(), Default::default()))
             })
         })
         .collect();

@@ -121,7 +121,7 @@ pub fn raise(
     let entity = Entity::create(fragment, now)?;
     Ok(WriteOp::new(id, move |current| match current {
         Some(_) => Ok(Effect::Keep(UpdateReport::default())),
-        None => Ok(Effect::Put(entity, UpdateReport::default())),
+        None => Ok(Effect::Put(entity.clone(), UpdateReport::default())),
     }))
 }
 
@@ -138,7 +138,7 @@ pub fn close(alert_id: &str, ctx: &ActiveContext, now: &str) -> Result<WriteOp> 
     let status = status_attr();
     Ok(WriteOp::new(alert_id, move |current| match current {
         Some(mut e) if e.value_of(&status) == Some(&json!("open")) => {
-            let report = operations::append(&mut e, fragment, false, &now);
+            let report = operations::append(&mut e, fragment.clone(), false, &now);
             Ok(Effect::Put(e, report))
         }
         _ => Ok(Effect::Keep(UpdateReport::default())),
