@@ -39,6 +39,11 @@ use bench_context::BenchContext;
 use options::Options;
 use report::Report;
 
+// The broker's allocator: the in-process limits and the store floor then
+// allocate the way the broker does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let options = Options::parse();
     if options.list {

@@ -11,6 +11,7 @@ mod notifications;
 mod patch_attrs;
 mod queries;
 mod startup;
+mod store_floor;
 mod temporal;
 mod temporal_history;
 mod territory_loader;
@@ -42,6 +43,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(limits::TrivialHttp),
         Box::new(limits::BareSqlite),
+        Box::new(store_floor::StoreFloor),
         Box::new(create::Create),
         Box::new(batch_upsert::BatchUpsert),
         Box::new(patch_attrs::PatchAttrs),
