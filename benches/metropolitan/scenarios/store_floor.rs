@@ -11,13 +11,17 @@
 //! - `store_floor.single`: the territory's entities one per write, as many in
 //!   flight as the create scenario has requests (the writer groups them as it
 //!   groups concurrent requests). Creates over HTTP can never beat it.
+//! - `store_floor.update`: then the PATCH scenario's readings, each merged
+//!   into its entity by the domain's `operations::update`, one per write.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calanque::jsonld::{ContextDocuments, ContextResolver};
 use calanque::ngsi::entity::{parse_body, BodyKind};
-use calanque::ngsi::{time, Entity, Tenant};
+use calanque::error::NgsiError;
+use calanque::jsonld::ActiveContext;
+use calanque::ngsi::{operations, time, Entity, Tenant};
 use calanque::store::sqlite::{Durability, Sqlite, SqliteStore};
 use calanque::store::{ContextRepository, Effect, EntityStore, WriteOp};
 use futures_util::future::LocalBoxFuture;
@@ -29,6 +33,7 @@ use super::Scenario;
 use crate::bench_context::BenchContext;
 use crate::figures::{Figure, Target};
 use crate::latency::LatencySummary;
+use crate::workload::KINDS;
 
 pub struct StoreFloor;
 
@@ -37,6 +42,9 @@ const LABEL: &str = "Floor: the broker's SQLite store alone, 1000 parsed entitie
 const SINGLE_KEY: &str = "store_floor.single";
 const SINGLE_LABEL: &str =
     "Floor: the broker's SQLite store alone, one parsed entity per write (concurrent)";
+const UPDATE_KEY: &str = "store_floor.update";
+const UPDATE_LABEL: &str =
+    "Floor: the broker's SQLite store alone, one parsed attribute update per write (concurrent)";
 const SDM_CONTEXT: &str =
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld";
 
@@ -62,14 +70,10 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         "limit.sqlite_insert",
         measure_batches(bench).await,
     );
-    let single = figure(
-        SINGLE_KEY,
-        SINGLE_LABEL,
-        "req/s",
-        "limit.http_post",
-        measure_single(bench).await,
-    );
-    vec![batched, single]
+    let (creates, updates) = measure_single(bench).await;
+    let single = figure(SINGLE_KEY, SINGLE_LABEL, "req/s", "limit.http_post", creates);
+    let update = figure(UPDATE_KEY, UPDATE_LABEL, "req/s", "limit.http_post", updates);
+    vec![batched, single, update]
 }
 
 type Measured = Result<(usize, Duration, Vec<Duration>), String>;
@@ -133,33 +137,90 @@ async fn measure_batches(bench: &BenchContext) -> Measured {
     Ok((written, elapsed, latencies))
 }
 
-/// The territory's entities written one per `write`, `concurrency` writes in
-/// flight, as the create scenario's requests are.
-async fn measure_single(bench: &BenchContext) -> Measured {
-    let (store, resolver) = open_store(bench, "store-floor-single").await?;
+/// The territory's entities written one per `write`, then each sensor's next
+/// readings merged into its entity one per `write`, as many writes in flight
+/// as the create and PATCH scenarios have requests.
+async fn measure_single(bench: &BenchContext) -> (Measured, Measured) {
+    let (store, resolver) = match open_store(bench, "store-floor-single").await {
+        Ok(opened) => opened,
+        Err(why) => return (Err(why.clone()), Err(why)),
+    };
+    let creates = single_creates(bench, &store, &resolver).await;
+    let updates = match &creates {
+        Ok((written, _, _)) => single_updates(bench, &store, &resolver, *written as u64).await,
+        Err(why) => Err(format!("no entity to update: {why}")),
+    };
+    let closed = store.close().await.map_err(|e| e.detail);
+    match closed {
+        Ok(()) => (creates, updates),
+        Err(why) => (Err(why.clone()), Err(why)),
+    }
+}
+
+async fn single_creates(bench: &BenchContext, store: &Sqlite, resolver: &ContextResolver) -> Measured {
     let territory = bench.territory();
     let count = territory.entity_count().min(bench.options.requests as u64);
     let documents: Vec<Value> = (0..count).map(|index| territory.entity(index)).collect();
-    let entities = parse_all(bench, &resolver, &documents).await?;
+    let entities = parse_all(bench, resolver, &documents, BodyKind::Entity).await?;
+    let ops = entities.into_iter().map(put).collect();
+    write_concurrently(bench, store, ops).await
+}
+
+/// The PATCH scenario's requests: sensors taking turns at 15-minute steps,
+/// each merged as `PATCH /attrs` merges it (`operations::update`).
+async fn single_updates(
+    bench: &BenchContext,
+    store: &Sqlite,
+    resolver: &ContextResolver,
+    in_store: u64,
+) -> Measured {
+    let sensors = in_store.saturating_sub(KINDS.len() as u64) / 2;
+    if sensors == 0 {
+        return Err("no observed entity in the store".into());
+    }
+    let territory = bench.territory();
+    let ctx = scenario_context(bench, resolver).await?;
+    let now = time::now();
+    let mut ops = Vec::with_capacity(bench.options.requests);
+    for index in 0..bench.options.requests as u64 {
+        let sensor = territory.sensor(index % sensors);
+        let Value::Object(body) = territory.observation_update(&sensor, 1 + index / sensors) else {
+            return Err("an update is a JSON object".into());
+        };
+        let fragment = parse_body(&body, &ctx, &now, BodyKind::Fragment { allow_null: true })
+            .map_err(|e| e.detail)?;
+        let now = now.clone();
+        ops.push(WriteOp::new(sensor.entity_id.clone(), move |current| {
+            let mut entity = current.ok_or_else(|| NgsiError::not_found("no such entity"))?;
+            let report = operations::update(&mut entity, fragment.clone(), &now);
+            Ok(Effect::Put(entity, report))
+        }));
+    }
+    write_concurrently(bench, store, ops).await
+}
+
+/// `ops` written one per `write`, `concurrency` writes in flight, as the
+/// load driver sends requests; stops starting writes at the time cap.
+async fn write_concurrently(bench: &BenchContext, store: &Sqlite, ops: Vec<WriteOp>) -> Measured {
     let tenant = Tenant::default_tenant();
     let time_cap = bench.options.time_cap();
     let in_flight = bench.options.concurrency();
     let started = Instant::now();
-    let mut latencies = Vec::with_capacity(entities.len());
-    let mut pending = entities.into_iter();
+    let mut latencies = Vec::with_capacity(ops.len());
+    let mut pending = ops.into_iter();
     let mut running = FuturesUnordered::new();
-    let write_one = |entity: Entity| {
-        let (store, tenant) = (&store, &tenant);
+    let write_one = |op: WriteOp| {
+        let tenant = &tenant;
         async move {
             let began = Instant::now();
-            let results = store.write(tenant, vec![put(entity)]).await;
+            let results = store.write(tenant, vec![op]).await;
             (results, began.elapsed())
         }
     };
     loop {
         while running.len() < in_flight && started.elapsed() < time_cap {
             match pending.next() {
-                Some(entity) => running.push(write_one(entity)),
+                Some(op) => running.push(write_one(op)),
                 None => break,
             }
         }
@@ -171,10 +232,7 @@ async fn measure_single(bench: &BenchContext) -> Measured {
         }
         latencies.push(latency);
     }
-    let elapsed = started.elapsed();
-    drop(running);
-    store.close().await.map_err(|e| e.detail)?;
-    Ok((latencies.len(), elapsed, latencies))
+    Ok((latencies.len(), started.elapsed(), latencies))
 }
 
 /// A resolver over the bundled contexts (no network) and the store's own.
@@ -201,26 +259,35 @@ async fn parsed_batches(
         let Value::Array(documents) = upsert_batch(&workload, batch) else {
             return Err("a batch is a JSON array".to_string());
         };
-        batches.push(parse_all(bench, resolver, &documents).await?);
+        batches.push(parse_all(bench, resolver, &documents, BodyKind::Entity).await?);
     }
     Ok(batches)
 }
 
-/// Entities as the broker would have parsed them, with the scenario's
-/// @context (the bundled Smart Data Models one if asked for, else the core).
-async fn parse_all(
+/// The scenario's @context, resolved as the broker resolves it: the bundled
+/// Smart Data Models one if asked for, else the core.
+async fn scenario_context(
     bench: &BenchContext,
     resolver: &ContextResolver,
-    documents: &[Value],
-) -> Result<Vec<Entity>, String> {
+) -> Result<Arc<ActiveContext>, String> {
     let context = bench
         .options
         .context_link()
         .map(|_| Value::String(SDM_CONTEXT.into()));
-    let ctx = resolver
+    resolver
         .resolve(context.as_ref())
         .await
-        .map_err(|e| e.detail)?;
+        .map_err(|e| e.detail)
+}
+
+/// Entities as the broker would have parsed them.
+async fn parse_all(
+    bench: &BenchContext,
+    resolver: &ContextResolver,
+    documents: &[Value],
+    kind: BodyKind,
+) -> Result<Vec<Entity>, String> {
+    let ctx = scenario_context(bench, resolver).await?;
     let now = time::now();
     documents
         .iter()
@@ -228,7 +295,7 @@ async fn parse_all(
             let Value::Object(body) = document else {
                 return Err("an entity is a JSON object".to_string());
             };
-            parse_body(body, &ctx, &now, BodyKind::Entity)
+            parse_body(body, &ctx, &now, kind)
                 .and_then(|fragment| Entity::create(fragment, &now))
                 .map_err(|e| e.detail)
         })
