@@ -17,10 +17,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calanque::jsonld::{ContextDocuments, ContextResolver};
-use calanque::ngsi::entity::{parse_body, BodyKind};
 use calanque::error::NgsiError;
 use calanque::jsonld::ActiveContext;
+use calanque::jsonld::{ContextDocuments, ContextResolver};
+use calanque::ngsi::entity::{parse_body, BodyKind};
 use calanque::ngsi::{operations, time, Entity, Tenant};
 use calanque::store::sqlite::{Durability, Sqlite, SqliteStore};
 use calanque::store::{ContextRepository, Effect, EntityStore, WriteOp};
@@ -71,8 +71,20 @@ async fn run(bench: &mut BenchContext) -> Vec<Figure> {
         measure_batches(bench).await,
     );
     let (creates, updates) = measure_single(bench).await;
-    let single = figure(SINGLE_KEY, SINGLE_LABEL, "req/s", "limit.http_post", creates);
-    let update = figure(UPDATE_KEY, UPDATE_LABEL, "req/s", "limit.http_post", updates);
+    let single = figure(
+        SINGLE_KEY,
+        SINGLE_LABEL,
+        "req/s",
+        "limit.http_post",
+        creates,
+    );
+    let update = figure(
+        UPDATE_KEY,
+        UPDATE_LABEL,
+        "req/s",
+        "limit.http_post",
+        updates,
+    );
     vec![batched, single, update]
 }
 
@@ -157,7 +169,11 @@ async fn measure_single(bench: &BenchContext) -> (Measured, Measured) {
     }
 }
 
-async fn single_creates(bench: &BenchContext, store: &Sqlite, resolver: &ContextResolver) -> Measured {
+async fn single_creates(
+    bench: &BenchContext,
+    store: &Sqlite,
+    resolver: &ContextResolver,
+) -> Measured {
     let territory = bench.territory();
     let count = territory.entity_count().min(bench.options.requests as u64);
     let documents: Vec<Value> = (0..count).map(|index| territory.entity(index)).collect();
