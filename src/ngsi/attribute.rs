@@ -448,10 +448,14 @@ fn parse_utc(name: &str, member: &str, s: &str) -> Result<String> {
 }
 
 /// On creation, no member of a value may be null (a null would be unreadable later).
+/// Nor in a partial attribute update: only a merge patches into a value (RFC 7396),
+/// where a null member removes that member (5.5.4, 5.5.12).
 fn check_no_null(name: &str, v: &Value, mode: Mode) -> Result<()> {
-    if mode != Mode::Create {
-        return Ok(());
-    }
+    let during = match mode {
+        Mode::Merge => return Ok(()),
+        Mode::Create => "on creation",
+        Mode::Partial => "in a partial update (only a merge removes members with null)",
+    };
     fn has_null(v: &Value) -> bool {
         match v {
             Value::Null => true,
@@ -463,7 +467,7 @@ fn check_no_null(name: &str, v: &Value, mode: Mode) -> Result<()> {
     }
     if has_null(v) {
         return Err(NgsiError::bad_data(format!(
-            "attribute '{name}': values cannot contain null on creation"
+            "attribute '{name}': values cannot contain null {during}"
         )));
     }
     Ok(())

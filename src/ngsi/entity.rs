@@ -64,6 +64,11 @@ pub fn parse_body(
     let id = match body.get("id").or_else(|| body.get("@id")) {
         Some(Value::String(s)) => {
             validate_uri(s, "entity id")?;
+            if s == super::attribute::NULL_URI {
+                return Err(NgsiError::bad_data(
+                    "'urn:ngsi-ld:null' marks deleted values and cannot be an entity id",
+                ));
+            }
             Some(s.clone())
         }
         Some(_) => return Err(NgsiError::bad_data("entity id must be a string URI")),
@@ -168,12 +173,22 @@ fn parse_scope(v: &Value) -> Result<Vec<String>> {
     items
         .into_iter()
         .map(|s| match s.as_str() {
-            Some(s) if s.starts_with('/') && !s.contains(char::is_whitespace) => Ok(s.to_string()),
+            Some(s) if is_scope(s) => Ok(s.to_string()),
             _ => Err(NgsiError::bad_data(
-                "scope values must be strings starting with '/'",
+                "scope values must be strings of '/'-separated levels such as '/Marseille/Centre' \
+                 (no empty level, no whitespace)",
             )),
         })
         .collect()
+}
+
+/// A scope as NGSI-LD writes one (4.18): "/" then levels separated by "/", none
+/// empty. Characters within a level are not restricted further: levels such as
+/// "Vieux-Port" are the territory's own names.
+fn is_scope(s: &str) -> bool {
+    s.strip_prefix('/').is_some_and(|levels| {
+        !s.contains(char::is_whitespace) && levels.split('/').all(|level| !level.is_empty())
+    })
 }
 
 impl Entity {

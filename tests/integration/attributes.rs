@@ -233,6 +233,45 @@ async fn partial_attribute_update_errors() {
     assert_eq!(api.entity(&id).await, sensor(&id));
 }
 
+/// Only a merge patches into a compound value, where a null member removes that
+/// member; a partial attribute update replaces the value, so a null inside it would
+/// be stored as data that reads as "deleted".
+#[tokio::test]
+async fn partial_attribute_update_refuses_null_inside_a_value_a_merge_removes_it() {
+    let api = api();
+    let id = uid("Building");
+    let address = json!({ "street": "La Canebière", "country": "France" });
+    api.create(&json!({
+        "id": id,
+        "type": "Building",
+        "address": { "type": "Property", "value": address }
+    }))
+    .await;
+    for value in [
+        json!({ "country": "urn:ngsi-ld:null" }),
+        json!({ "geo": { "country": null } }),
+        json!(["a", "urn:ngsi-ld:null"]),
+    ] {
+        let r = api
+            .patch(&attr(&id, "address"), &json!({ "value": value }))
+            .await;
+        assert_problem(&r, 400, "BadRequestData");
+    }
+    assert_eq!(api.entity(&id).await["address"]["value"], address);
+
+    let r = api
+        .patch(
+            &ent(&id),
+            &json!({ "address": { "type": "Property", "value": { "country": "urn:ngsi-ld:null" } } }),
+        )
+        .await;
+    r.expect(204);
+    assert_eq!(
+        api.entity(&id).await["address"]["value"],
+        json!({ "street": "La Canebière" })
+    );
+}
+
 #[tokio::test]
 async fn replace_attribute_with_put() {
     let api = api();

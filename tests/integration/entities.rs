@@ -250,12 +250,16 @@ async fn scope_is_stored_and_returned() {
     api.create(&json!({
         "id": id,
         "type": "Vehicle",
-        "scope": ["/Nice/Airport", "/Fleet"],
+        "scope": ["/Nice/Airport", "/Fleet", "/Marseille/Vieux-Port_2"],
         "speed": { "type": "Property", "value": 3 }
     }))
     .await;
     let e = api.entity(&id).await;
-    assert_eq!(e["scope"], json!(["/Nice/Airport", "/Fleet"]));
+    // Levels keep the territory's own names (dashes, digits after the first letter).
+    assert_eq!(
+        e["scope"],
+        json!(["/Nice/Airport", "/Fleet", "/Marseille/Vieux-Port_2"])
+    );
     let r = api
         .post(
             "/entities",

@@ -216,6 +216,26 @@ fn bad_entities(id: &str) -> Vec<(&'static str, Value, &'static str)> {
             "BadRequestData",
         ),
         (
+            "scope with an empty level",
+            json!({ "id": id, "type": "T", "scope": "/Marseille//Centre" }),
+            "BadRequestData",
+        ),
+        (
+            "scope ending with a separator",
+            json!({ "id": id, "type": "T", "scope": ["/Aix", "/Marseille/"] }),
+            "BadRequestData",
+        ),
+        (
+            "scope of the root alone",
+            json!({ "id": id, "type": "T", "scope": "/" }),
+            "BadRequestData",
+        ),
+        (
+            "the null URN as the entity id",
+            json!({ "id": "urn:ngsi-ld:null", "type": "T" }),
+            "BadRequestData",
+        ),
+        (
             "expiresAt not a date",
             json!({ "id": id, "type": "T", "expiresAt": "soon" }),
             "BadRequestData",
