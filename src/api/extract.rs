@@ -284,6 +284,11 @@ pub async fn json_body(
     payload: web::Payload,
 ) -> Result<JsonBody> {
     let mut raw = raw_json_body(state, req, payload).await?;
+    // Every endpoint reading its body here takes one JSON object: anything else is a
+    // malformed request (InvalidRequest), whatever the @context rules would say of it.
+    if !raw.value.is_object() {
+        return Err(NgsiError::invalid("the body must be a JSON object"));
+    }
     let mut value = std::mem::take(&mut raw.value);
     let ctx = object_context(state, &raw, value.as_object_mut()).await?;
     Ok(JsonBody {

@@ -43,6 +43,7 @@ pub async fn process(
     full: Value,
     source: Value,
 ) -> Result<(ActiveContext, Vec<ContextRecord>)> {
+    refuse_inline_scoped_contexts(&source)?;
     let syntax =
         json_ld::syntax::context::Context::try_from_json(json_syntax::Value::from_serde_json(full))
             .map_err(|e| NgsiError::bad_data(format!("invalid @context: {e}")))?;
@@ -92,4 +93,27 @@ pub async fn process(
         ActiveContext::new(definitions, vocab, source).with_keyword_aliases(aliases),
         newly_cached,
     ))
+}
+
+/// NGSI-LD 5.5.7: a user @context "shall not contain JSON-LD Scoped Contexts". Only
+/// the request's inline definitions are checked: remote contexts it refers to (the
+/// core context v1.9, the W3C security vocabulary) legitimately use them.
+fn refuse_inline_scoped_contexts(source: &Value) -> Result<()> {
+    let definitions: Vec<&Value> = match source {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for definition in definitions {
+        let Value::Object(terms) = definition else {
+            continue;
+        };
+        for (term, def) in terms {
+            if def.as_object().is_some_and(|d| d.contains_key("@context")) {
+                return Err(NgsiError::bad_data(format!(
+                    "invalid @context: the term '{term}' has a scoped @context, which NGSI-LD does not allow in a user @context"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

@@ -404,6 +404,10 @@ pub fn parse_instance(
                 })?;
                 attr.insert(key.clone(), Value::String(ctx.expand(s)));
             }
+            // Table 5.2.32-1: a LanguageProperty's valueType "shall be equal to langString".
+            "valueType" if kind == LANGUAGE_PROPERTY && !is_lang_string(v) => {
+                return bad("the valueType of a LanguageProperty must be langString".into())
+            }
             // System-generated: what the client sends is ignored.
             "createdAt" | "modifiedAt" | "deletedAt" => {}
             k if OUTPUT_ONLY.contains(&k) => return bad(format!("'{k}' is output-only")),
@@ -423,6 +427,17 @@ pub fn parse_instance(
         }
     }
     Ok(stamp(attr, now))
+}
+
+fn is_lang_string(v: &Value) -> bool {
+    matches!(
+        v.as_str(),
+        Some(
+            "langString"
+                | "rdf:langString"
+                | "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
+        )
+    )
 }
 
 fn stamp(mut attr: Attribute, now: &str) -> Attribute {

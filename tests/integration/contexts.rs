@@ -487,3 +487,27 @@ async fn merge_and_replace_honour_the_link_context() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn an_inline_scoped_context_is_400_and_nothing_is_stored() {
+    let api = api();
+    let id = uid("Vehicle");
+    let body = json!({
+        "@context": [{ "Vehicle": { "@id": "https://example.org/Vehicle", "@context": { "speed": "https://example.org/hidden-speed" } } }],
+        "id": id,
+        "type": "Vehicle"
+    });
+    let r = api
+        .body(
+            Method::POST,
+            "/entities",
+            "application/ld+json",
+            &body.to_string(),
+        )
+        .await;
+    assert_problem(&r, 400, "BadRequestData");
+    assert!(r.text.contains("scoped"), "{}", r.text);
+    // (The tenant must exist for the read to be a plain 404.)
+    api.create(&water(&uid("W"))).await;
+    assert_problem(&api.get(&ent(&id)).await, 404, "ResourceNotFound");
+}

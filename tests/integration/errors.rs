@@ -201,6 +201,11 @@ fn bad_entities(id: &str) -> Vec<(&'static str, Value, &'static str)> {
             "BadRequestData",
         ),
         (
+            "LanguageProperty whose valueType is not langString",
+            json!({ "id": id, "type": "T", "l": { "type": "LanguageProperty", "languageMap": { "en": "x" }, "valueType": "xsd:string" } }),
+            "BadRequestData",
+        ),
+        (
             "JsonProperty with a scalar",
             json!({ "id": id, "type": "T", "j": { "type": "JsonProperty", "json": 1 } }),
             "BadRequestData",
@@ -315,6 +320,13 @@ async fn malformed_json_is_400_invalid_request() {
         assert_problem_any(&r, 400, &["InvalidRequest", "BadRequestData"]);
     } else {
         assert!(r.text.is_empty(), "a 411 has no body: {}", r.text);
+    }
+    // Well-formed JSON that is not an object (ETSI 001_02_02), with either media type.
+    for media in ["application/json", "application/ld+json"] {
+        for text in ["[]", "[{\"id\": \"urn:a:b\"}]", "\"text\"", "3"] {
+            let r = api.body(Method::POST, "/entities", media, text).await;
+            assert_problem(&r, 400, "InvalidRequest");
+        }
     }
     // Invalid UTF-8.
     let r = api

@@ -51,6 +51,15 @@ pub enum Durability {
 /// Writes per request prepared on the async thread rather than the blocking pool.
 const INLINE_PREPARE: usize = 4;
 
+/// The writer's page cache, as SQLite's `cache_size` (negative: KiB). Bigger is not
+/// faster: when an insert splits a b-tree page, SQLite parks a page under a temporary
+/// number past the end of the file, and the commit that follows then walks the whole
+/// cache's hash table to drop it (`pcache1TruncateUnsafe`, 8% of the writer's time
+/// with 16 MB). Measured on the PATCH scenario after 60,000 entities: 16 MB 10.0k/s,
+/// 8 MB 10.2k, 4 MB 10.7k, 2 MB 10.9k req/s, with creates and batches unchanged;
+/// 4 MB keeps the pages a write rereads (interior pages of the busy indexes) cached.
+const WRITER_CACHE_KIB: i32 = -4000;
+
 pub struct SqliteStore {
     path: PathBuf,
     writer: std::sync::mpsc::Sender<writer::Message>,
@@ -105,7 +114,7 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;"
+             PRAGMA busy_timeout = 5000; PRAGMA cache_size = {WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(db_err)?;
         schema::migrate(&mut conn).map_err(db_err)?;
