@@ -392,6 +392,10 @@ pub fn parse_instance(
                 let s = v.as_str().ok_or_else(|| {
                     NgsiError::bad_data(format!("datasetId of '{name}' must be a URI"))
                 })?;
+                // 5.5.8: a datasetId cannot be deleted by setting it to NGSI-LD Null.
+                if s == NULL_URI {
+                    return bad(format!("a datasetId cannot be {NULL_URI}"));
+                }
                 // "@none" names the default instance.
                 if s != "@none" {
                     validate_uri(s, "datasetId")?;

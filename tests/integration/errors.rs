@@ -387,6 +387,8 @@ async fn bad_updates_do_not_damage_the_entity() {
         json!({ "type": "Relationship", "object": "no uri" }),
         json!({ "value": 1, "datasetId": "not a uri" }),
         json!({ "value": 1, "sub attr": 1 }),
+        // 5.5.8: a datasetId cannot be deleted by setting it to NGSI-LD Null.
+        json!({ "datasetId": "urn:ngsi-ld:null" }),
     ] {
         let r = api.json(Method::PATCH, &temp, &body).await;
         assert_problem(&r, 400, "BadRequestData");

@@ -51,14 +51,10 @@ pub enum Durability {
 /// Writes per request prepared on the async thread rather than the blocking pool.
 const INLINE_PREPARE: usize = 4;
 
-/// The writer's page cache, as SQLite's `cache_size` (negative: KiB). Bigger is not
-/// faster: when an insert splits a b-tree page, SQLite parks a page under a temporary
-/// number past the end of the file, and the commit that follows then walks the whole
-/// cache's hash table to drop it (`pcache1TruncateUnsafe`, 8% of the writer's time
-/// with 16 MB). Measured on the PATCH scenario after 60,000 entities: 16 MB 10.0k/s,
-/// 8 MB 10.2k, 4 MB 10.7k, 2 MB 10.9k req/s, with creates and batches unchanged;
-/// 4 MB keeps the pages a write rereads (interior pages of the busy indexes) cached.
-const WRITER_CACHE_KIB: i32 = -4000;
+/// The writer's page cache, as SQLite's `cache_size` (negative: KiB). A smaller one
+/// was measured faster for PATCH (see docs/benchmarks.md, session 8) but is not taken
+/// until the notification latency it may have changed is measured against this one.
+const WRITER_CACHE_KIB: i32 = -16000;
 
 pub struct SqliteStore {
     path: PathBuf,
