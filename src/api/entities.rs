@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::extract::{self, bool_param, list, query_params, MediaType};
 use super::{response, State};
@@ -253,13 +253,6 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn body_object(value: Value) -> Result<Map<String, Value>> {
-    match value {
-        Value::Object(o) => Ok(o),
-        _ => Err(NgsiError::invalid("the body must be a JSON object")),
-    }
-}
-
 /// The stored entity a write applies to: 404 if absent or not of the `type` selector.
 fn existing(current: Option<Entity>, id: &str, wanted_type: Option<&str>) -> Result<Entity> {
     match current {
@@ -339,7 +332,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
     query_params(&req, &["options", "format", "local"])?;
     let body = extract::json_body(&state, &req, payload).await?;
     let now = time::now();
-    let fragment = parse_body(&body_object(body.value)?, &body.ctx, &now, BodyKind::Entity)?;
+    let fragment = parse_body(&body.value, &body.ctx, &now, BodyKind::Entity)?;
     let entity = Entity::create(fragment, &now)?;
     let id = entity.id.clone();
     write_one(
@@ -495,12 +488,7 @@ async fn replace(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     let (w, _) = entity_write(&state, &req, &path, payload, &["local", "type"]).await?;
-    let fragment = parse_body(
-        &body_object(w.body.value)?,
-        &w.body.ctx,
-        &w.now,
-        BodyKind::Replacement,
-    )?;
+    let fragment = parse_body(&w.body.value, &w.body.ctx, &w.now, BodyKind::Replacement)?;
     same_id(&fragment, &w.id)?;
     modify(
         &state,
@@ -532,7 +520,7 @@ async fn merge(
         &["type", "local", "options", "format"],
     )
     .await?;
-    let obj = body_object(w.body.value)?;
+    let obj = w.body.value;
     if obj.is_empty() {
         return Err(NgsiError::bad_data("the body has nothing to merge"));
     }
@@ -600,7 +588,7 @@ async fn append_attrs(
         }
     }
     let fragment = parse_body(
-        &body_object(w.body.value)?,
+        &w.body.value,
         &w.body.ctx,
         &w.now,
         BodyKind::Fragment { allow_null: false },
@@ -630,7 +618,7 @@ async fn update_attrs(
 ) -> Result<HttpResponse> {
     let (w, _) = entity_write(&state, &req, &path, payload, &["options", "type", "local"]).await?;
     let fragment = parse_body(
-        &body_object(w.body.value)?,
+        &w.body.value,
         &w.body.ctx,
         &w.now,
         BodyKind::Fragment { allow_null: true },
@@ -677,7 +665,13 @@ async fn patch_attr(
         .get("type")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let mut instances = attribute::parse(&attr, &w.body.value, &w.body.ctx, &w.now, Mode::Partial)?;
+    let mut instances = attribute::parse(
+        &attr,
+        &Value::Object(w.body.value),
+        &w.body.ctx,
+        &w.now,
+        Mode::Partial,
+    )?;
     let patch = instances
         .pop()
         .ok_or_else(|| NgsiError::bad_data("the body has no attribute"))?;
@@ -706,7 +700,13 @@ async fn replace_attr(
     let (w, _) = entity_write(&state, &req, &path.0, payload, &["local", "type"]).await?;
     let (_, attr) = attr_path(&path, &w.body.ctx)?;
     let name = w.body.ctx.expand(&attr);
-    let instances = attribute::parse(&attr, &w.body.value, &w.body.ctx, &w.now, Mode::Create)?;
+    let instances = attribute::parse(
+        &attr,
+        &Value::Object(w.body.value),
+        &w.body.ctx,
+        &w.now,
+        Mode::Create,
+    )?;
     modify(
         &state,
         &w.tenant,

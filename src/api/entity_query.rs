@@ -197,9 +197,7 @@ pub async fn query_post(
         ],
     )?;
     let body = extract::json_body(&state, &req, payload).await?;
-    let Value::Object(obj) = &body.value else {
-        return Err(NgsiError::invalid("the body must be a Query object"));
-    };
+    let obj = &body.value;
     if obj.get("type").and_then(Value::as_str) != Some("Query") {
         return Err(NgsiError::bad_data(
             "the body must have \"type\": \"Query\"",

@@ -190,7 +190,8 @@ pub async fn body_bytes(state: &AppState, mut payload: web::Payload) -> Result<w
 /// A JSON body with its resolved @context (from the body or the Link header, by the
 /// rules of the Content-Type).
 pub struct JsonBody {
-    pub value: Value,
+    /// The body object, its @context taken out.
+    pub value: Map<String, Value>,
     pub ctx: Arc<ActiveContext>,
     pub content_type: MediaType,
 }
@@ -286,11 +287,10 @@ pub async fn json_body(
     let mut raw = raw_json_body(state, req, payload).await?;
     // Every endpoint reading its body here takes one JSON object: anything else is a
     // malformed request (InvalidRequest), whatever the @context rules would say of it.
-    if !raw.value.is_object() {
+    let Value::Object(mut value) = std::mem::take(&mut raw.value) else {
         return Err(NgsiError::invalid("the body must be a JSON object"));
-    }
-    let mut value = std::mem::take(&mut raw.value);
-    let ctx = object_context(state, &raw, value.as_object_mut()).await?;
+    };
+    let ctx = object_context(state, &raw, Some(&mut value)).await?;
     Ok(JsonBody {
         value,
         ctx,

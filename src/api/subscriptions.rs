@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::extract::{self, query_params};
 use super::{response, State};
@@ -82,13 +82,6 @@ async fn usable_context(state: &State, url: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
-fn body_object(value: Value) -> Result<Map<String, Value>> {
-    match value {
-        Value::Object(o) => Ok(o),
-        _ => Err(NgsiError::invalid("the body must be a JSON object")),
-    }
-}
-
 fn from_record(record: &SubscriptionRecord) -> Result<Subscription> {
     serde_json::from_value(record.doc.clone()).map_err(NgsiError::internal)
 }
@@ -101,7 +94,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result
     let tenant = extract::tenant(&req)?;
     query_params(&req, &[])?;
     let body = extract::json_body(&state, &req, payload).await?;
-    let obj = body_object(body.value)?;
+    let obj = body.value;
     let now = time::now();
     let mut sub = subscription::parse(&obj, &body.ctx, &now)?;
     sub.request_context = context_url(&state, &body.ctx).await?;
@@ -272,7 +265,7 @@ async fn update(
     query_params(&req, &[])?;
     let id = subscription_id(&path.into_inner())?;
     let body = extract::json_body(&state, &req, payload).await?;
-    let fragment = body_object(body.value)?;
+    let fragment = body.value;
     if fragment.is_empty() {
         return Err(NgsiError::bad_data("the subscription fragment is empty"));
     }

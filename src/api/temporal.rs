@@ -198,18 +198,11 @@ fn latest_state(entity: &TemporalEntity, add: &[NewInstance]) -> crate::ngsi::En
     }
 }
 
-fn object(value: Value) -> Result<Map<String, Value>> {
-    match value {
-        Value::Object(o) => Ok(o),
-        _ => Err(NgsiError::invalid("the body must be a JSON object")),
-    }
-}
-
 async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     let tenant = extract::tenant(&req)?;
     query_params(&req, &["local"])?;
     let body = extract::json_body(&state, &req, payload).await?;
-    let obj = object(body.value)?;
+    let obj = body.value;
     let id = match obj.get("id") {
         Some(Value::String(id)) => {
             validate_uri(id, "entity id")?;
@@ -632,7 +625,7 @@ async fn query_post(state: State, req: HttpRequest, payload: web::Payload) -> Re
         ],
     )?;
     let body = extract::json_body(&state, &req, payload).await?;
-    let obj = object(body.value)?;
+    let obj = body.value;
     if obj.get("type").and_then(Value::as_str) != Some("Query") {
         return Err(NgsiError::bad_data(
             "the body must have \"type\": \"Query\"",
@@ -744,7 +737,7 @@ async fn add_attrs(
     validate_uri(&path, "entity id")?;
     query_params(&req, &["local"])?;
     let body = extract::json_body(&state, &req, payload).await?;
-    let obj = object(body.value)?;
+    let obj = body.value;
     ensure_tenant(&state, &tenant).await?;
     let sel = TemporalSelection {
         ids: Some(vec![path.to_string()]),
@@ -834,7 +827,7 @@ async fn patch_instance(
     crate::ngsi::ids::validate_name(&attr, "attribute name")?;
     let instance = instance_number(&instance)?;
     let body = extract::json_body(&state, &req, payload).await?;
-    let obj = object(body.value)?;
+    let obj = body.value;
     let name = body.ctx.expand(&attr);
     let raw = obj.get(&attr).cloned().unwrap_or(Value::Object(obj));
     let patch = attribute::parse_instance(&attr, &raw, &body.ctx, &time::now(), Mode::Partial, 0)?;

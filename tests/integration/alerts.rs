@@ -28,11 +28,7 @@ fn ago(secs: i64) -> String {
 pub async fn sensor(api: &Api, laeq: f64, observed: &str) -> (String, String) {
     let (id, device) = (uid("NoiseLevelObserved"), uid("Device"));
     let r = api
-        .body(
-            Method::POST,
-            "/entityOperations/create",
-            "application/ld+json",
-            &json!([
+        .post_ld("/entityOperations/create", &json!([
                 {
                     "id": device, "type": "Device",
                     "controlledProperty": ["noiseLevel"],
@@ -47,8 +43,7 @@ pub async fn sensor(api: &Api, laeq: f64, observed: &str) -> (String, String) {
                     "@context": SDM_ENVIRONMENT
                 }
             ])
-            .to_string(),
-        )
+            )
         .await;
     r.expect(201);
     (id, device)
@@ -128,17 +123,14 @@ async fn a_silent_sensor_raises_one_alert_notified_and_closed_on_report() {
     let server = broker();
     let api = server.api();
     let receiver = Receiver::start().await;
-    api.body(
-        Method::POST,
+    api.post_ld(
         "/subscriptions",
-        "application/ld+json",
         &json!({
             "type": "Subscription",
             "entities": [{ "type": "Alert" }],
             "notification": { "endpoint": { "uri": receiver.url("/alerts") } },
             "@context": ALERT_CONTEXT
-        })
-        .to_string(),
+        }),
     )
     .await
     .expect(201);

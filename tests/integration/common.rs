@@ -617,6 +617,12 @@ impl Api {
         self.json(Method::POST, path, body).await
     }
 
+    /// POST as application/ld+json (the body carries its own @context).
+    pub async fn post_ld(&self, path: &str, body: &Value) -> Resp {
+        self.body(Method::POST, path, "application/ld+json", &body.to_string())
+            .await
+    }
+
     pub async fn patch(&self, path: &str, body: &Value) -> Resp {
         self.json(Method::PATCH, path, body).await
     }

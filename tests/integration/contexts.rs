@@ -134,14 +134,7 @@ async fn ld_json_body_with_context_is_201() {
     let id = uid("WaterObserved");
     let mut body = water(&id);
     body["@context"] = json!(SDM_ENVIRONMENT);
-    let r = api
-        .body(
-            Method::POST,
-            "/entities",
-            "application/ld+json",
-            &body.to_string(),
-        )
-        .await;
+    let r = api.post_ld("/entities", &body).await;
     r.expect(201);
     let e = api.entity(&id).await;
     assert_eq!(e["type"], json!(format!("{SDM_ENV_PREFIX}WaterObserved")));
@@ -154,14 +147,7 @@ async fn ld_json_body_with_context_is_201() {
         "type": "Thing",
         "speed": { "type": "Property", "value": 1 }
     });
-    api.body(
-        Method::POST,
-        "/entities",
-        "application/ld+json",
-        &body.to_string(),
-    )
-    .await
-    .expect(201);
+    api.post_ld("/entities", &body).await.expect(201);
     let e = api.entity(&id2).await;
     assert_eq!(e["type"], json!("https://example.org/ns#Thing"));
     assert_eq!(e["https://example.org/ns#speed"]["value"], json!(1), "{e}");
@@ -171,12 +157,7 @@ async fn ld_json_body_with_context_is_201() {
 async fn ld_json_without_context_is_400() {
     let api = api();
     let r = api
-        .body(
-            Method::POST,
-            "/entities",
-            "application/ld+json",
-            &water(&uid("WaterObserved")).to_string(),
-        )
+        .post_ld("/entities", &water(&uid("WaterObserved")))
         .await;
     assert_problem(&r, 400, "BadRequestData");
 }
@@ -370,14 +351,7 @@ async fn unreachable_remote_context_is_503_quickly() {
     );
     // Also in a body context.
     let body = json!({ "@context": dead, "id": uid("W"), "type": "W" });
-    let r = api
-        .body(
-            Method::POST,
-            "/entities",
-            "application/ld+json",
-            &body.to_string(),
-        )
-        .await;
+    let r = api.post_ld("/entities", &body).await;
     assert_ld_context_not_available(&r);
     // And on reads.
     let id = uid("W");
@@ -410,14 +384,7 @@ async fn malformed_link_headers_are_400() {
 async fn inline_context_that_is_not_json_ld_is_400() {
     let api = api();
     let body = json!({ "@context": 42, "id": uid("W"), "type": "W" });
-    let r = api
-        .body(
-            Method::POST,
-            "/entities",
-            "application/ld+json",
-            &body.to_string(),
-        )
-        .await;
+    let r = api.post_ld("/entities", &body).await;
     assert_problem_any(&r, 400, &["BadRequestData", "InvalidRequest"]);
 }
 
@@ -497,14 +464,7 @@ async fn an_inline_scoped_context_is_400_and_nothing_is_stored() {
         "id": id,
         "type": "Vehicle"
     });
-    let r = api
-        .body(
-            Method::POST,
-            "/entities",
-            "application/ld+json",
-            &body.to_string(),
-        )
-        .await;
+    let r = api.post_ld("/entities", &body).await;
     assert_problem(&r, 400, "BadRequestData");
     assert!(r.text.contains("scoped"), "{}", r.text);
     // (The tenant must exist for the read to be a plain 404.)

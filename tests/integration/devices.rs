@@ -31,9 +31,7 @@ async fn both_contexts(api: &Api) -> String {
 }
 
 async fn post_ld(api: &Api, path: &str, body: &Value) {
-    api.body(Method::POST, path, "application/ld+json", &body.to_string())
-        .await
-        .expect(201);
+    api.post_ld(path, body).await.expect(201);
 }
 
 #[tokio::test]

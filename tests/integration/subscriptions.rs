@@ -547,14 +547,7 @@ async fn inline_context_becomes_an_implicitly_created_context() {
         "notification": { "endpoint": { "uri": "http://127.0.0.1:9/n" } },
         "@context": [{ "Boat": "https://example.org/Boat" }, CORE_CONTEXT]
     });
-    api.body(
-        Method::POST,
-        "/subscriptions",
-        "application/ld+json",
-        &body.to_string(),
-    )
-    .await
-    .expect(201);
+    api.post_ld("/subscriptions", &body).await.expect(201);
     let s = api.get(&format!("/subscriptions/{id}")).await.json();
     let url = s["jsonldContext"]
         .as_str()

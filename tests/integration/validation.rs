@@ -31,11 +31,6 @@ fn noise(id: &str, laeq: Value) -> Value {
     })
 }
 
-async fn post_ld(api: &Api, path: &str, body: &Value) -> Resp {
-    api.body(Method::POST, path, "application/ld+json", &body.to_string())
-        .await
-}
-
 async fn set_policy(api: &Api, model: &str, mode: &str) -> Resp {
     let id = format!("urn:ngsi-ld:ValidationPolicy:{model}");
     let policy = json!({
@@ -68,13 +63,13 @@ async fn enforce_refuses_bad_entities_on_every_write_path() {
         .expect(201);
 
     let good = uid("WaterObserved");
-    post_ld(&api, "/entities", &water(&good, json!(12)))
+    api.post_ld("/entities", &water(&good, json!(12)))
         .await
         .expect(201);
 
     // A negative flow breaks the schema's minimum: 400 naming the path and the rule.
     let bad = uid("WaterObserved");
-    let r = post_ld(&api, "/entities", &water(&bad, json!(-3))).await;
+    let r = api.post_ld("/entities", &water(&bad, json!(-3))).await;
     let p = assert_problem(&r, 400, "BadRequestData");
     let detail = p["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("/flow"), "{detail}");
@@ -84,7 +79,7 @@ async fn enforce_refuses_bad_entities_on_every_write_path() {
     // A required attribute missing.
     let mut missing = water(&uid("WaterObserved"), json!(1));
     missing.as_object_mut().map(|o| o.remove("dateObserved"));
-    let r = post_ld(&api, "/entities", &missing).await;
+    let r = api.post_ld("/entities", &missing).await;
     let p = assert_problem(&r, 400, "BadRequestData");
     assert!(
         p["detail"]
@@ -120,12 +115,12 @@ async fn enforce_refuses_bad_entities_on_every_write_path() {
 
     // Batch: each entity on its own.
     let (ok, ko) = (uid("WaterObserved"), uid("WaterObserved"));
-    let r = post_ld(
-        &api,
-        "/entityOperations/create",
-        &json!([water(&ok, json!(1)), water(&ko, json!(-1))]),
-    )
-    .await;
+    let r = api
+        .post_ld(
+            "/entityOperations/create",
+            &json!([water(&ok, json!(1)), water(&ko, json!(-1))]),
+        )
+        .await;
     r.expect(207);
     let body = r.json();
     assert_eq!(body["success"], json!([ok]), "{body}");
@@ -134,7 +129,8 @@ async fn enforce_refuses_bad_entities_on_every_write_path() {
 
     // Another tenant has no policy: the same bad entity is accepted there.
     let other = crate::common::api();
-    post_ld(&other, "/entities", &water(&bad, json!(-3)))
+    other
+        .post_ld("/entities", &water(&bad, json!(-3)))
         .await
         .expect(201);
 }
@@ -149,37 +145,32 @@ async fn warn_accepts_counts_and_off_ignores() {
         .expect(201);
     let before = metric(&url, sample).await;
     let id = uid("NoiseLevelObserved");
-    post_ld(&api, "/entities", &noise(&id, json!("loud")))
+    api.post_ld("/entities", &noise(&id, json!("loud")))
         .await
         .expect(201);
     api.get(&format!("/entities/{id}")).await.expect(200);
     assert!(metric(&url, sample).await >= before + 1.0);
 
     // A good one is not counted as a failure... (it cannot lower the counter either)
-    post_ld(
-        &api,
-        "/entities",
-        &noise(&uid("NoiseLevelObserved"), json!(67.8)),
-    )
-    .await
-    .expect(201);
+    api.post_ld("/entities", &noise(&uid("NoiseLevelObserved"), json!(67.8)))
+        .await
+        .expect(201);
 
     // Enforce now refuses the same entity; off accepts it again.
     set_policy(&api, "NoiseLevelObserved", "enforce")
         .await
         .expect(204);
-    let r = post_ld(
-        &api,
-        "/entities",
-        &noise(&uid("NoiseLevelObserved"), json!("loud")),
-    )
-    .await;
+    let r = api
+        .post_ld(
+            "/entities",
+            &noise(&uid("NoiseLevelObserved"), json!("loud")),
+        )
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     set_policy(&api, "NoiseLevelObserved", "off")
         .await
         .expect(204);
-    post_ld(
-        &api,
+    api.post_ld(
         "/entities",
         &noise(&uid("NoiseLevelObserved"), json!("loud")),
     )
@@ -193,8 +184,7 @@ async fn warn_accepts_counts_and_off_ignores() {
     api.delete("/entities/urn:ngsi-ld:ValidationPolicy:NoiseLevelObserved")
         .await
         .expect(204);
-    post_ld(
-        &api,
+    api.post_ld(
         "/entities",
         &noise(&uid("NoiseLevelObserved"), json!("loud")),
     )
@@ -231,13 +221,15 @@ async fn the_default_flag_and_policies_survive_a_restart() {
     let api = server.api();
     // No policy: the default (enforce) applies, also to entities written without the
     // model's @context (names in the default vocabulary).
-    let r = post_ld(&api, "/entities", &water(&uid("WaterObserved"), json!(-3))).await;
+    let r = api
+        .post_ld("/entities", &water(&uid("WaterObserved"), json!(-3)))
+        .await;
     assert_problem(&r, 400, "BadRequestData");
     let mut plain = water(&uid("WaterObserved"), json!(-3));
     plain.as_object_mut().map(|o| o.remove("@context"));
     let r = api.post("/entities", &plain).await;
     assert_problem(&r, 400, "BadRequestData");
-    post_ld(&api, "/entities", &water(&uid("WaterObserved"), json!(3)))
+    api.post_ld("/entities", &water(&uid("WaterObserved"), json!(3)))
         .await
         .expect(201);
 
@@ -245,15 +237,12 @@ async fn the_default_flag_and_policies_survive_a_restart() {
     set_policy(&api, "WaterObserved", "off").await.expect(201);
     server.restart();
     let api = Api::new(&server.base_url, api.tenant.clone());
-    post_ld(&api, "/entities", &water(&uid("WaterObserved"), json!(-3)))
+    api.post_ld("/entities", &water(&uid("WaterObserved"), json!(-3)))
         .await
         .expect(201);
-    let r = post_ld(
-        &api,
-        "/entities",
-        &noise(&uid("NoiseLevelObserved"), json!("x")),
-    )
-    .await;
+    let r = api
+        .post_ld("/entities", &noise(&uid("NoiseLevelObserved"), json!("x")))
+        .await;
     assert_problem(&r, 400, "BadRequestData");
 }
 
@@ -275,19 +264,12 @@ async fn temporal_create_is_checked_on_its_latest_state() {
             "@context": SDM_ENVIRONMENT
         })
     };
-    post_ld(
-        &api,
-        "/temporal/entities",
-        &history(&uid("WaterObserved"), 7.0),
-    )
-    .await
-    .expect(201);
-    let r = post_ld(
-        &api,
-        "/temporal/entities",
-        &history(&uid("WaterObserved"), -7.0),
-    )
-    .await;
+    api.post_ld("/temporal/entities", &history(&uid("WaterObserved"), 7.0))
+        .await
+        .expect(201);
+    let r = api
+        .post_ld("/temporal/entities", &history(&uid("WaterObserved"), -7.0))
+        .await;
     let p = assert_problem(&r, 400, "BadRequestData");
     assert!(
         p["detail"].as_str().unwrap_or_default().contains("/flow"),
